@@ -1,0 +1,84 @@
+"""Build the model, datasets and scorer of a run from its composed Hydra config."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+
+from r2gen.data.annotation import Study, load_annotation
+from r2gen.data.cleaning import clean_report
+from r2gen.data.collate import ReportCollator
+from r2gen.data.dataset import ReportDataset, build_image_transform
+from r2gen.data.validate import validate_studies
+from r2gen.models.r2gengpt import R2GenGPT
+from r2gen.models.tuning import (apply_tuning, enable_gradient_checkpointing, format_parameter_table,
+                                 frozen_modules, parameter_table)
+from r2gen.training.config import DataConfig, TrainerConfig
+
+log = logging.getLogger(__name__)
+
+
+def load_studies(data: DataConfig, splits: list[str]) -> dict[str, list[Study]]:
+    """Load and validate the annotation; bad entries fail here, before any model is built."""
+    if not Path(data.root).is_dir():
+        raise FileNotFoundError(
+            f"data root {data.root} (dataset {data.name}) does not exist. Set R2GEN_DATA_ROOT to the folder "
+            f"that contains it, or override data.root=/path/to/{Path(data.root).name}.")
+    studies = load_annotation(data.annotation_path, splits=splits)
+    clean = functools.partial(clean_report, rules=data.cleaning)
+    studies, report = validate_studies(studies, data.image_root, clean, on_invalid=data.on_invalid,
+                                       decode_images=data.decode_check, splits=splits)
+    log.info("data %s: %s", data.name, report.summary())
+    return studies
+
+
+def build_model(cfg: DictConfig, trainer: TrainerConfig | None = None) -> R2GenGPT:
+    """Instantiate encoder, LLM and aligner, assemble R2GenGPT, apply the tuning setting and log it."""
+    encoder = instantiate(cfg.encoder)
+    llm, tokenizer = instantiate(cfg.llm)
+    aligner = instantiate(cfg.aligner)(in_features=encoder.num_features, out_features=llm.config.hidden_size)
+    prompt = instantiate(cfg.model.prompt)
+    model = R2GenGPT(encoder, aligner, llm, tokenizer, prompt=prompt, view_fusion=cfg.model.view_fusion)
+    apply_tuning(model, instantiate(cfg.tuning))
+    model.frozen_modules = frozen_modules(model)
+    if trainer is not None:
+        enable_gradient_checkpointing(model, llm=trainer.gradient_checkpointing_llm,
+                                      encoder=trainer.gradient_checkpointing_encoder)
+    log.info("trainable parameters:\n%s", format_parameter_table(parameter_table(model)))
+    return model
+
+
+def build_loaders(
+    studies: dict[str, list[Study]], data: DataConfig, model: R2GenGPT, batch_size: int, eval_batch_size: int,
+    num_workers: int, eval_max_samples: int | None = None,
+) -> dict[str, DataLoader]:
+    """One DataLoader per split; only the training one shuffles (R2GenGPT never shuffles on one GPU)."""
+    encoder = model.encoder
+    transform = build_image_transform(encoder.image_size, encoder.image_mean, encoder.image_std)
+    clean = functools.partial(clean_report, rules=data.cleaning)
+    loaders = {}
+    for split, split_studies in studies.items():
+        training = split == "train"
+        if split == "val" and eval_max_samples is not None:
+            split_studies = split_studies[:eval_max_samples]
+        dataset = ReportDataset(split_studies, data.image_root, transform, clean)
+        collator = ReportCollator(model.tokenizer, data.max_target_tokens, with_targets=training)
+        loaders[split] = DataLoader(dataset, batch_size=batch_size if training else eval_batch_size,
+                                    shuffle=training, collate_fn=collator, num_workers=num_workers,
+                                    persistent_workers=num_workers > 0)
+    return loaders
+
+
+def build_scorer(evaluation: Any, training_reports: list[str], bootstrap: bool = True) -> Any:
+    """Return a function that scores ``{"id", "reference", "hypothesis"}`` records."""
+    from r2gen.evaluation import score_reports
+
+    config = evaluation if bootstrap else replace(evaluation, bootstrap_samples=0)
+    return functools.partial(score_reports, config=config, training_reports=training_reports)
