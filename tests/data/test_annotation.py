@@ -118,3 +118,10 @@ def test_load_annotation_caps_listing(tmp_path):
     assert "entry 19 (id 's19')" in message
     assert "entry 20 (id 's20')" not in message
     assert "... and 5 more problem(s) not listed" in message
+
+
+def test_load_annotation_keeps_duplicates_when_asked(tmp_path):
+    path = write_json(tmp_path / "a.json", {"train": [entry("a")], "val": [entry("a")], "test": []})
+    studies = load_annotation(path, check_duplicates=False)
+    assert [study.id for study in studies["train"]] == ["a"]
+    assert [study.id for study in studies["val"]] == ["a"]

@@ -118,3 +118,17 @@ def test_cache_dir_from_environment(image_root, tmp_path, monkeypatch):
     monkeypatch.setenv("R2GEN_CACHE_DIR", str(tmp_path / "env-cache"))
     cache = DecodedImageCache.open_or_build(image_root, PATHS, make_transform(8), "manifest:aa", "resize-8")
     assert cache.directory.parent == tmp_path / "env-cache"
+
+
+def test_cache_in_report_dataset_matches_decoding(image_root, tmp_path):
+    from r2gen.data.annotation import Study
+    from r2gen.data.dataset import ReportDataset
+
+    studies = [Study(f"s{index}", "Clear lungs.", (f"s{index}/0.png",), "train") for index in range(5)]
+    cache = open_cache(image_root, tmp_path / "cache")
+    plain = ReportDataset(studies, image_root, make_transform(24), str.strip)
+    cached = ReportDataset(studies, image_root, make_transform(24), str.strip, image_cache=cache)
+    for index in range(5):
+        assert torch.equal(cached[index]["images"], plain[index]["images"])
+        assert cached[index]["images"].shape == (1, 3, 24, 24)
+    assert cache.misses == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def broken_root(tmp_path) -> Path:
         "val": [
             entry("good2", ["good2/0.png"]),
             entry("blank", ["good/0.png"], report="   "),
-            entry("only_xxxx", ["good/0.png"], report="XXXX. XXXX."),
+            entry("only_marks", ["good/0.png"], report="*** ;;"),
         ],
         "test": [entry("good3", ["good3/0.png"]), entry("good", ["good3/0.png"])],
     })
@@ -97,7 +98,7 @@ EXPECTED_LINES = [
     "split 'train', entry 4 (id 'missing'), image 'nothing/0.png': image file not found",
     "split 'train', entry 5 (id 'cut'), image 'cut/0.png': image does not decode (OSError",
     "split 'val', entry 1 (id 'blank'): report is empty; fix:",
-    "split 'val', entry 2 (id 'only_xxxx'): report is empty after cleaning",
+    "split 'val', entry 2 (id 'only_marks'): report is empty after cleaning",
     "split 'test', entry 1 (id 'good'): id already used at split 'train', entry 0",
 ]
 
@@ -116,9 +117,10 @@ def test_check_skip_counts_dropped_entries(broken_root, capsys, caplog):
     status = main(["--root", str(broken_root), "--cleaning", "iu_xray", "--on-invalid", "skip"])
     assert status == 0
     output = capsys.readouterr().out
-    assert "train: 6 entries, 1 kept, 5 skipped" in output
-    assert "val: 3 entries, 1 kept, 2 skipped" in output
-    assert "test: 2 entries, 1 kept, 1 skipped" in output
+    assert "train: 6 entries, 1 valid, 5 invalid" in output
+    assert "val: 3 entries, 1 valid, 2 invalid" in output
+    assert "test: 2 entries, 1 valid, 1 invalid" in output
+    assert "Skipped 8 invalid entries (on_invalid=skip)." in output
     assert "Skipped 8 invalid entries (8 problem(s)); first ids: absolute, escape, symlink, missing, cut" in caplog.text
 
 
@@ -139,7 +141,8 @@ def test_check_invalid_annotation_exit_code(tmp_path, capsys):
 
 
 def test_check_dataset_logs_manifest_fingerprint(covid_root, caplog):
-    checked = check_dataset(covid_root, decode_images=False)
+    with caplog.at_level(logging.INFO, logger="r2gen.data.check"):
+        checked = check_dataset(covid_root, decode_images=False)
     assert checked.fingerprint == "annotation:71fb8907d62e49696c61a8fcbf1e3a317818b82e46f69f2a28ff9a0372e3ea23"
     assert checked.fingerprint in caplog.text
     assert sum(len(items) for items in checked.studies.values()) == 214
@@ -163,7 +166,7 @@ def test_check_composes_hydra_config(tmp_path, covid_root, monkeypatch, capsys):
     monkeypatch.setenv("R2GEN_DATA_ROOT", str(covid_root.parent))
     assert main(["data=covid_cxr", "--config-dir", str(conf)]) == 0
     output = capsys.readouterr().out
-    assert "train: 150 entries, 150 kept, 0 skipped" in output
+    assert "train: 150 entries, 150 valid, 0 invalid" in output
     assert "Images decoded: 214" in output
     # Overrides reach the data node.
     assert main(["data=covid_cxr", "data.annotation=absent.json", "--config-dir", str(conf)]) == 2
@@ -172,3 +175,10 @@ def test_check_composes_hydra_config(tmp_path, covid_root, monkeypatch, capsys):
 def test_check_data_config_requires_root():
     with pytest.raises(ValueError, match=r"lacks field\(s\) \['root'\]"):
         check_data_config({"name": "x", "annotation": "a.json"})
+
+
+def test_check_data_config_honours_decode_check(covid_root):
+    config = {"name": "covid_cxr", "root": str(covid_root), "annotation": "annotation.json",
+              "cleaning": "mimic_cxr", "decode_check": False}
+    assert check_data_config(config).report.images_decoded == 0
+    assert check_data_config(config, decode_images=True).report.images_decoded == 214

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -107,8 +108,6 @@ def test_iu_build_with_small_image_tarball(reports_archive, r2gen_annotation, im
 def test_iu_build_from_image_folder_and_rerun(reports_archive, images_archive, iu_root, tmp_path):
     folder = tmp_path / "png"
     folder.mkdir()
-    import tarfile
-
     with tarfile.open(images_archive) as tar:
         tar.extractall(folder, filter="data")
     out = tmp_path / "iu"
@@ -119,8 +118,13 @@ def test_iu_build_from_image_folder_and_rerun(reports_archive, images_archive, i
     main(arguments)
     assert (out / "annotation.json").read_bytes() == first
     entries = {e["id"]: e for split in read_json(out / "annotation.json").values() for e in split}
+    # CXR1004_IM-0005 and CXR1006_IM-0007 each lack one of their two views, so they are dropped.
     assert sorted(entries) == ["CXR1005_IM-0006"]
     assert (out / "images" / "CXR1005_IM-0006" / "1.png").is_file()
+    sources = {source["role"]: source for source in read_json(out / "manifest.json")["sources"]}
+    assert sources["images"]["path"] == str(folder)
+    # The checksum covers every file read, including those of studies dropped afterwards.
+    assert sources["images"]["bytes"] == sum(path.stat().st_size for path in (iu_root / "images").rglob("*.png"))
 
 
 def test_iu_seeded_split_is_deterministic(reports_archive, tmp_path):
@@ -143,21 +147,22 @@ def test_iu_seeded_split_is_deterministic(reports_archive, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("section", "expected_report", "expected_total"),
+    ("section", "expected_report"),
     [
-        ("impression", "No acute findings.", None),
+        ("impression", "No acute findings."),
         ("both", "Cardiac and mediastinal contours are within normal limits. The lungs are clear. "
-                 "Bony structures are intact. No acute findings.", None),
+                 "Bony structures are intact. No acute findings."),
     ],
 )
-def test_iu_section_option(reports_archive, tmp_path, section, expected_report, expected_total):
+def test_iu_section_option(reports_archive, tmp_path, section, expected_report):
     out = tmp_path / section
     main(["iu_xray", "--reports", str(reports_archive), "--reports-only", "--section", section, "--out", str(out)])
     entries = {e["id"]: e for split in read_json(out / "annotation.json").values() for e in split}
     assert entries["CXR1005_IM-0006"]["report"] == expected_report
     manifest = read_json(out / "manifest.json")
+    assert manifest["options"]["section"] == section
+    # 3,851 reports list images and 3,405 of them list two or more; the section decides the rest.
     total = sum(manifest["counts"].values())
-    # Studies with two or more images: 3,851 reports list images, 3,405 of them at least two.
     assert total + manifest["dropped_by_reason"].get("no section", 0) == 3405
 
 

@@ -178,6 +178,15 @@ def test_mimic_build_reads_reports_zip(mimic_root, tmp_path):
     assert manifest["sources"][2]["path"] == str(archive)
 
 
-def test_mimic_build_without_tables_fails(tmp_path):
-    with pytest.raises(FileNotFoundError, match="mimic-cxr-<version>-split.csv"):
-        main(["mimic_cxr", "--root", str(tmp_path), "--out", str(tmp_path / "out")])
+def test_mimic_build_without_tables_fails(tmp_path, capsys):
+    assert main(["mimic_cxr", "--root", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "no mimic-cxr-<version>-split.csv[.gz] found" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "annotation.json").exists()
+
+
+def test_mimic_build_rejects_foreign_images_folder(mimic_root, tmp_path, capsys):
+    (tmp_path / "out" / "images").mkdir(parents=True)
+    reports = mimic_root.parent / "reports"
+    status = main(["mimic_cxr", "--root", str(mimic_root), "--reports", str(reports), "--out", str(tmp_path / "out")])
+    assert status == 2
+    assert "exists and is not a link to" in capsys.readouterr().err

@@ -47,9 +47,9 @@ def test_validate_clean_dataset_passes(image_root):
     assert report.ok
     assert report.images_decoded == 4
     assert report.counts["train"].total == 2
-    assert report.counts["train"].kept == 2
+    assert report.counts["train"].valid == 2
     assert "No problems found." in report.summary()
-    assert "train: 2 entries, 2 kept, 0 skipped" in report.summary()
+    assert "train: 2 entries, 2 valid, 0 invalid" in report.summary()
 
 
 def bad_case(image_root: Path, kind: str) -> tuple[Study, str]:
@@ -94,6 +94,8 @@ def test_validate_error_names_bad_entry(image_root, kind):
         validate_studies(studies, image_root, drop_xxxx_clean)
     report = caught.value.report
     assert len(report.problems) == 1
+    assert report.skipped == 0
+    assert report.counts["train"].invalid == 1
     problem = report.problems[0]
     expected_kind = "outside_root" if kind == "symlink_escape" else kind
     assert problem.kind == expected_kind
@@ -115,8 +117,9 @@ def test_validate_skip_drops_bad_entry(image_root, kind, caplog):
         kept, report = validate_studies(studies, image_root, drop_xxxx_clean, on_invalid="skip")
     assert kept == good_studies()
     assert report.skipped == 1
-    assert report.counts["train"].skipped == 1
-    assert "train: 3 entries, 2 kept, 1 skipped" in report.summary()
+    assert report.counts["train"].invalid == 1
+    assert "train: 3 entries, 2 valid, 1 invalid" in report.summary()
+    assert "Skipped 1 invalid entry (on_invalid=skip)." in report.summary()
     assert f"Skipped 1 invalid entry (1 problem(s)); first ids: {bad.id}" in caplog.text
 
 

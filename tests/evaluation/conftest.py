@@ -31,3 +31,17 @@ def simple_clean(report: str) -> str:
     """Lowercase a report and split off periods and commas, close to R2Gen's cleaned form."""
     spaced = re.sub(r"([.,])", r" \1 ", report.lower())
     return " ".join(spaced.split())
+
+
+@pytest.fixture(scope="session")
+def coco_meteor():
+    """One pycocoevalcap METEOR process for every direct comparison, since each JVM start is slow."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    return Meteor()
+
+
+@pytest.fixture
+def without_java(monkeypatch, tmp_path) -> None:
+    """Hide ``java`` from PATH so that METEOR is None and no JVM starts."""
+    monkeypatch.setenv("PATH", str(tmp_path))

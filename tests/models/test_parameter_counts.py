@@ -54,6 +54,7 @@ def test_meta_shapes_match_swin_b_and_llama() -> None:
     assert rows["encoder"]["total"] == SWIN_B
     assert rows["aligner"]["total"] == ALIGNER
     assert rows["llm"]["total"] == LLAMA_2_7B
+    assert LLAMA_LORA == 8_388_608
 
 
 @pytest.mark.parametrize(
@@ -76,4 +77,3 @@ def test_trainable_counts_per_option(compose_config, option: str, encoder: int, 
     assert rows["aligner"]["trainable"] == ALIGNER
     assert rows["llm"]["trainable"] == llm
     assert sum(row["trainable"] for row in rows.values()) == total
-    assert LLAMA_LORA == 8_388_608

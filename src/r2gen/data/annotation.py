@@ -48,13 +48,17 @@ def format_problem_list(problems: Sequence[str], limit: int = MAX_LISTED_PROBLEM
     return "\n".join(lines)
 
 
-def load_annotation(path: Path, splits: Iterable[str] = DEFAULT_SPLITS) -> dict[str, list[Study]]:
+def load_annotation(
+    path: Path, splits: Iterable[str] = DEFAULT_SPLITS, check_duplicates: bool = True
+) -> dict[str, list[Study]]:
     """Read the requested splits of an R2Gen-layout annotation file.
 
-    Raises `AnnotationError` listing every structural problem found: invalid JSON, a missing split,
-    an entry that is not an object, a missing or ill-typed field, an empty `image_path` list, an
-    entry whose `split` field disagrees with its top-level key, or an id used twice in the loaded
-    splits. Report text is returned unchanged; emptiness is checked by `validate_studies`.
+    Raises `AnnotationError` listing every structural problem found. The problems checked are
+    invalid JSON, a missing split, an entry that is not an object, a missing or ill-typed field,
+    an empty `image_path` list, and an entry whose `split` field disagrees with its top-level key.
+    An id used twice in the loaded splits is a problem too. `check_duplicates=False` keeps repeated ids, for callers that let `validate_studies`
+    report or skip them. Report text is returned unchanged; emptiness is checked by
+    `validate_studies`.
     """
     path = Path(path)
     splits = tuple(splits)
@@ -77,7 +81,7 @@ def load_annotation(path: Path, splits: Iterable[str] = DEFAULT_SPLITS) -> dict[
                 "fix: make the value a JSON array of study objects"
             )
             continue
-        studies[split] = _parse_split(split, entries, problems, first_seen)
+        studies[split] = _parse_split(split, entries, problems, first_seen if check_duplicates else None)
 
     if problems:
         raise AnnotationError(
@@ -111,7 +115,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _parse_split(
-    split: str, entries: list[Any], problems: list[str], first_seen: dict[str, str]
+    split: str, entries: list[Any], problems: list[str], first_seen: dict[str, str] | None
 ) -> list[Study]:
     parsed: list[Study] = []
     for index, entry in enumerate(entries):
@@ -124,6 +128,9 @@ def _parse_split(
             continue
         study = _parse_entry(split, where, entry, problems)
         if study is None:
+            continue
+        if first_seen is None:
+            parsed.append(study)
             continue
         if study.id in first_seen:
             problems.append(

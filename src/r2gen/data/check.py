@@ -3,8 +3,8 @@
 Arguments of the form `key=value` are Hydra overrides, composed on `<repo>/conf/config.yaml` the way
 the training runner composes them (`--config-dir` or R2GEN_CONF_DIR picks another folder). Without
 overrides, `--root`, `--annotation`, `--image-dir` and `--cleaning` describe the dataset directly.
-The exit status is 0 when the data is usable, 1 when validation fails and 2 when the annotation file
-itself is invalid.
+The exit status is 0 when the data is usable, 1 when validation fails, and 2 when the annotation file
+or the config cannot be read.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from r2gen.data.annotation import DEFAULT_SPLITS, AnnotationError, Study, load_annotation
@@ -60,7 +61,8 @@ def check_dataset(
     root = Path(root)
     annotation_path = root / annotation
     image_root = root / image_dir
-    studies = load_annotation(annotation_path, splits)
+    # Repeated ids are left to validate_studies, so on_invalid=skip can drop them.
+    studies = load_annotation(annotation_path, splits, check_duplicates=False)
     fingerprint = dataset_fingerprint(annotation_path)
     logger.info("Dataset %s: fingerprint %s", annotation_path, fingerprint)
     clean = functools.partial(clean_report, rules=cleaning)
@@ -70,11 +72,12 @@ def check_dataset(
     return CheckedDataset(kept, report, fingerprint, annotation_path, image_root)
 
 
-def check_data_config(data: Mapping[str, Any], decode_images: bool = True) -> CheckedDataset:
+def check_data_config(data: Mapping[str, Any], decode_images: bool | None = None) -> CheckedDataset:
     """Run `check_dataset` on a data config.
 
-    Reads the fields root, annotation, image_dir, cleaning, on_invalid and splits; the last four
-    are optional and default to images, none, error and train/val/test.
+    Reads the fields root, annotation, image_dir, cleaning, on_invalid, splits and decode_check.
+    All but root and annotation are optional, with defaults images, none, error, train/val/test
+    and true. `decode_images`, when given, overrides decode_check.
     """
     missing = [key for key in ("root", "annotation") if key not in data]
     if missing:
@@ -85,7 +88,7 @@ def check_data_config(data: Mapping[str, Any], decode_images: bool = True) -> Ch
         image_dir=str(data.get("image_dir", "images")),
         cleaning=str(data.get("cleaning", "none")),
         on_invalid=str(data.get("on_invalid", "error")),
-        decode_images=decode_images,
+        decode_images=bool(data.get("decode_check", True)) if decode_images is None else decode_images,
         splits=tuple(data.get("splits", DEFAULT_SPLITS)),
     )
 
@@ -136,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             build_parser().error("pass Hydra overrides such as data=covid_cxr, or --root")
-    except AnnotationError as error:
-        print(error, file=sys.stderr)
+    except (AnnotationError, HydraException, FileNotFoundError) as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 2
     except DataValidationError as error:
         print(error, file=sys.stderr)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +37,7 @@ def load_image(path: Path, draft_size: int | None = None) -> Image.Image:
     try:
         with Image.open(path) as image:
             if draft_size is not None and image.format == "JPEG":
-                image.draft("RGB", (draft_size, draft_size))
+                image.draft(image.mode, (draft_size, draft_size))
             image.load()
             return _to_rgb(image)
     except FileNotFoundError as error:
@@ -48,6 +51,31 @@ def load_image(path: Path, draft_size: int | None = None) -> Image.Image:
             f"{path}: cannot decode image ({type(error).__name__}: {error}); "
             "fix: re-export the file as PNG or JPEG, or drop the entry"
         ) from error
+
+
+def find_undecodable(
+    paths: Sequence[Path], draft_size: int | None = None, workers: int | None = None
+) -> dict[Path, str]:
+    """Decode every image and return {path: cause} for those that fail.
+
+    Runs `load_image` in a thread pool of `workers` threads (default: the CPU count, at most 8);
+    PIL releases the GIL while decoding, so the threads run in parallel.
+    """
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        causes = list(pool.map(lambda path: _decode_failure(path, draft_size), paths))
+    return {Path(path): cause for path, cause in zip(paths, causes) if cause is not None}
+
+
+def _decode_failure(path: Path, draft_size: int | None) -> str | None:
+    try:
+        load_image(path, draft_size=draft_size)
+    except ImageDecodeError as error:
+        cause = error.__cause__
+        if cause is None:
+            return str(error)
+        return f"image does not decode ({type(cause).__name__}: {cause})"
+    return None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -5,7 +5,8 @@
     python -m r2gen.data.prepare mimic_cxr --root MIMIC-CXR-JPG [--reports mimic-cxr-reports.zip]
 
 Each build writes `annotation.json` and `manifest.json` (sources with sha256, options, counts per
-split, dropped studies with reasons, builder version) to the output folder.
+split, dropped studies with reasons, builder version) to the output folder. The exit status is 0
+on success and 2 when an input is missing or invalid or a download fails.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from r2gen.data.download import download
+from r2gen.data.download import DownloadError, download
 from r2gen.data.manifest import sha256_file
 from r2gen.data.prepare_iu_xray import (
     IMAGES_ARCHIVE,
@@ -36,33 +37,50 @@ logger = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m r2gen.data.prepare", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="dataset", required=True)
+    _add_iu_xray_arguments(commands.add_parser("iu_xray", help="build IU X-ray from the Open-i tarballs"))
+    _add_mimic_cxr_arguments(
+        commands.add_parser("mimic_cxr", help="build MIMIC-CXR from MIMIC-CXR-JPG and the report texts")
+    )
+    return parser
 
-    iu = commands.add_parser("iu_xray", help="build IU X-ray from the Open-i tarballs")
+
+def _add_iu_xray_arguments(iu: argparse.ArgumentParser) -> None:
     iu.add_argument("--reports", type=Path, help=f"path of {REPORTS_ARCHIVE} (Open-i XML reports)")
     iu.add_argument("--images", type=Path, help=f"path of {IMAGES_ARCHIVE}, or a folder of its PNG files")
-    iu.add_argument("--out", type=Path, required=True, help="output folder for annotation.json, manifest.json, images/")
+    iu.add_argument("--out", type=Path, required=True,
+                    help="output folder for annotation.json, manifest.json and images/")
     iu.add_argument("--download", action="store_true", help="download both tarballs first (resumable)")
-    iu.add_argument("--base-url", default=OPENI_BASE_URL, help="URL folder holding both tarballs (default: %(default)s)")
-    iu.add_argument("--download-dir", type=Path, help="where downloads go (default: OUT/downloads)")
+    iu.add_argument("--base-url", default=OPENI_BASE_URL,
+                    help="URL of the folder holding both tarballs (default: %(default)s)")
+    iu.add_argument("--download-dir", type=Path, help="folder for the downloads (default: OUT/downloads)")
     iu.add_argument("--reports-sha256", help=f"expected sha256 of {REPORTS_ARCHIVE}; a mismatch fails the download")
     iu.add_argument("--images-sha256", help=f"expected sha256 of {IMAGES_ARCHIVE}; a mismatch fails the download")
-    iu.add_argument("--section", choices=SECTION_CHOICES, default="findings", help="report section (default: %(default)s)")
-    iu.add_argument("--min-images", type=int, default=2, help="drop studies with fewer images (default: %(default)s)")
-    iu.add_argument("--max-images", type=int, default=2, help="images kept per study, 0 for all (default: %(default)s)")
+    iu.add_argument("--section", choices=SECTION_CHOICES, default="findings",
+                    help="report section to use (default: %(default)s)")
+    iu.add_argument("--min-images", type=int, default=2,
+                    help="drop studies with fewer images (default: %(default)s)")
+    iu.add_argument("--max-images", type=int, default=2,
+                    help="images kept per study, 0 for all (default: %(default)s)")
     iu.add_argument("--seed", type=int, default=0, help="seed of the report-level split (default: %(default)s)")
     iu.add_argument("--ratios", default="0.7,0.1,0.2", help="train,val,test ratios (default: %(default)s)")
-    iu.add_argument("--split-from", type=Path, help="copy split membership and order from this annotation file")
+    iu.add_argument("--split-from", type=Path,
+                    help="copy split membership and order from this R2Gen-layout annotation file")
     iu.add_argument("--reports-only", action="store_true", help="write the annotation without extracting images")
 
-    mimic = commands.add_parser("mimic_cxr", help="build MIMIC-CXR from MIMIC-CXR-JPG and the report texts")
-    mimic.add_argument("--root", type=Path, required=True, help="MIMIC-CXR-JPG folder (split/metadata CSVs, files/)")
-    mimic.add_argument("--reports", type=Path, help="mimic-cxr-reports.zip or its unpacked folder (default: found under ROOT)")
+
+def _add_mimic_cxr_arguments(mimic: argparse.ArgumentParser) -> None:
+    mimic.add_argument("--root", type=Path, required=True,
+                       help="MIMIC-CXR-JPG folder holding the split and metadata CSVs and files/")
+    mimic.add_argument("--reports", type=Path,
+                       help="mimic-cxr-reports.zip or its unpacked folder (default: looked up under ROOT)")
     mimic.add_argument("--out", type=Path, help="output folder (default: ROOT)")
-    mimic.add_argument("--section", choices=SECTION_CHOICES, default="findings", help="report section (default: %(default)s)")
-    mimic.add_argument("--views", choices=VIEW_CHOICES, default="all", help="frontal keeps PA and AP only (default: %(default)s)")
-    mimic.add_argument("--entry", choices=ENTRY_CHOICES, default="image", help="one entry per image or per study (default: %(default)s)")
+    mimic.add_argument("--section", choices=SECTION_CHOICES, default="findings",
+                       help="report section to use (default: %(default)s)")
+    mimic.add_argument("--views", choices=VIEW_CHOICES, default="all",
+                       help="frontal keeps ViewPosition PA and AP only (default: %(default)s)")
+    mimic.add_argument("--entry", choices=ENTRY_CHOICES, default="image",
+                       help="one entry per image or per study (default: %(default)s)")
     mimic.add_argument("--no-check-images", action="store_true", help="skip the check that each JPEG file exists")
-    return parser
 
 
 def run_iu_xray(args: argparse.Namespace) -> Path:
@@ -102,7 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     runner = run_iu_xray if args.dataset == "iu_xray" else run_mimic_cxr
-    manifest_path = runner(args)
+    try:
+        manifest_path = runner(args)
+    except (OSError, ValueError, DownloadError) as error:
+        logger.error("Build of %s failed: %s", args.dataset, error)
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 2
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     print(f"annotation: {manifest_path.parent / manifest['annotation']['file']}")
     print(f"manifest:   {manifest_path} (sha256 {sha256_file(manifest_path)})")

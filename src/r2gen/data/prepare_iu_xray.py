@@ -136,13 +136,9 @@ def build_iu_xray(
 
     image_count = 0
     if not options.reports_only:
-        images_source = Path(images_source)
-        candidates, read_files = _extract_images(images_source, out_dir / "images", candidates, dropped)
+        candidates, images_file = _extract_images(Path(images_source), out_dir / "images", candidates, dropped)
         image_count = sum(len(candidate.image_ids) for candidate in candidates)
-        if images_source.is_dir():
-            sources.append(SourceFile.describe_tree("images", images_source, read_files))
-        else:
-            sources.append(SourceFile.describe("images", images_source))
+        sources.append(images_file)
 
     if options.split_from is None:
         annotation = _split_by_seed(candidates, options)
@@ -179,21 +175,25 @@ def _select_studies(
     reports: list[OpenIReport], options: IuXrayOptions, dropped: list[Dropped]
 ) -> list[_Candidate]:
     candidates = []
+    seen: dict[str, int] = {}
     for report in reports:
-        label = f"CXR{report.number}"
         if not report.image_ids:
-            dropped.append(Dropped(label, "no images: the report lists no parentImage"))
+            dropped.append(Dropped(f"CXR{report.number}", "no images: the report lists no parentImage"))
             continue
-        label = report.study_id
+        study_id = report.study_id
         if len(report.image_ids) < options.min_images:
             dropped.append(Dropped(
-                label, f"too few images: {len(report.image_ids)} listed, --min-images is {options.min_images}"
+                study_id, f"too few images: {len(report.image_ids)} listed, --min-images is {options.min_images}"
             ))
             continue
         text = select_section(report.sections, options.section)
         if text is None:
-            dropped.append(Dropped(label, f"no section: {options.section} text is missing or empty"))
+            dropped.append(Dropped(study_id, f"no section: {options.section} text is missing or empty"))
             continue
+        if study_id in seen:
+            dropped.append(Dropped(study_id, f"duplicate study id: report {seen[study_id]} has it too"))
+            continue
+        seen[study_id] = report.number
         limit = options.max_images or len(report.image_ids)
         candidates.append(_Candidate(report, text, report.image_ids[:limit]))
     return candidates
@@ -201,17 +201,17 @@ def _select_studies(
 
 def _extract_images(
     source: Path, images_dir: Path, candidates: list[_Candidate], dropped: list[Dropped]
-) -> tuple[list[_Candidate], list[Path]]:
+) -> tuple[list[_Candidate], SourceFile]:
     """Copy each candidate's images to `images/<id>/<n>.png`; drop studies with a missing image.
 
-    Returns the kept candidates and, for a folder source, the files read. Images already placed
-    for a study that is then dropped are removed again, so `images/` matches the annotation.
+    Returns the kept candidates and the manifest entry of `source`. Images already placed for a
+    study that is then dropped are removed again, so `images/` matches the annotation.
     """
-    wanted: dict[str, Path] = {}
+    requested: dict[str, Path] = {}
     for candidate in candidates:
         for index, image_id in enumerate(candidate.image_ids):
-            wanted[f"{image_id}.png"] = images_dir / candidate.report.study_id / f"{index}.png"
-    found = _copy_pngs(source, wanted)
+            requested[f"{image_id}.png"] = images_dir / candidate.report.study_id / f"{index}.png"
+    found = _copy_pngs(source, requested)
 
     kept = []
     for candidate in candidates:
@@ -224,32 +224,34 @@ def _extract_images(
             candidate.report.study_id, f"missing image: {', '.join(missing)} not in {source.name}"
         ))
         for name in names:
-            wanted[name].unlink(missing_ok=True)
-        if wanted[names[0]].parent.is_dir() and not any(wanted[names[0]].parent.iterdir()):
-            wanted[names[0]].parent.rmdir()
-    logger.info("Found %d of %d wanted images in %s", len(found), len(wanted), source)
-    return kept, [path for path in found.values() if path is not None]
+            requested[name].unlink(missing_ok=True)
+        if requested[names[0]].parent.is_dir() and not any(requested[names[0]].parent.iterdir()):
+            requested[names[0]].parent.rmdir()
+    logger.info("Found %d of %d requested images in %s", len(found), len(requested), source)
+    if source.is_dir():
+        return kept, SourceFile.describe_tree("images", source, [path for path in found.values() if path])
+    return kept, SourceFile.describe("images", source)
 
 
-def _copy_pngs(source: Path, wanted: dict[str, Path]) -> dict[str, Path | None]:
-    """Copy PNGs named in `wanted` from a tarball (streamed once) or a folder.
+def _copy_pngs(source: Path, requested: dict[str, Path]) -> dict[str, Path | None]:
+    """Copy PNGs named in `requested` from a tarball (streamed once) or a folder.
 
     Returns {file name: path read}, with None as the path for tarball members.
     """
     found: dict[str, Path | None] = {}
-    with tqdm(total=len(wanted), unit="image", desc="images") as bar:
+    with tqdm(total=len(requested), unit="image", desc="images") as bar:
         if source.is_dir():
             for path in sorted(source.rglob("*.png")):
-                if path.name in wanted and path.name not in found:
-                    _place(wanted[path.name], path.read_bytes())
+                if path.name in requested and path.name not in found:
+                    _place(requested[path.name], path.read_bytes())
                     found[path.name] = path
                     bar.update(1)
             return found
         with tarfile.open(source, "r|*") as tar:
             for member in tar:
                 name = PurePosixPath(member.name).name
-                if member.isfile() and name in wanted and name not in found:
-                    _place(wanted[name], tar.extractfile(member).read())
+                if member.isfile() and name in requested and name not in found:
+                    _place(requested[name], tar.extractfile(member).read())
                     found[name] = None
                     bar.update(1)
     return found

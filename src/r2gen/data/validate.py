@@ -1,30 +1,30 @@
 """Check loaded studies against the files on disk before training or evaluation starts.
 
-`validate_studies` finds every problem in one pass: image paths that are absolute or resolve outside
-the image folder (through `..` or a symlink), missing or undecodable images, reports that are empty
-before or after cleaning, repeated ids, and empty or missing splits. With `on_invalid="error"` it
-raises one `DataValidationError` listing them all. With `on_invalid="skip"` it drops the bad entries
-and counts them, but a split that is missing or left empty still raises.
+`validate_studies` finds every problem in one pass. It checks for image paths that are absolute or
+resolve outside the image folder (through `..` or a symlink), and for missing or undecodable images.
+It also checks for reports that are empty before or after cleaning, repeated ids, and empty or
+missing splits. With `on_invalid="error"` it raises one `DataValidationError` listing them all.
+With `on_invalid="skip"` it drops the bad entries and counts them, but a split that is missing or
+left empty still raises.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from r2gen.data.annotation import Study, format_problem_list
-from r2gen.data.images import ImageDecodeError, load_image, truncated_images_allowed
+from r2gen.data.images import find_undecodable, truncated_images_allowed
 
 logger = logging.getLogger(__name__)
 
 ON_INVALID_CHOICES = ("error", "skip")
 
-# JPEG files are decoded at 1/8 scale when that keeps both sides >= this many pixels. The decoder
+# JPEG files are decoded at up to 1/8 scale, keeping both sides >= this many pixels. The decoder
 # still reads every entropy-coded byte, so truncation and corrupt data are still detected.
 VALIDATION_DRAFT_SIZE = 64
 
@@ -33,7 +33,7 @@ MAX_LOGGED_IDS = 5
 
 
 class DataValidationError(ValueError):
-    """Raised when a dataset fails validation; `report` holds every problem found."""
+    """Raised when a dataset fails validation; `report` contains every problem found."""
 
     def __init__(self, message: str, report: ValidationReport) -> None:
         super().__init__(message)
@@ -65,23 +65,27 @@ class Problem:
 
 @dataclass
 class SplitCounts:
-    """Entry counts of one split: as given, and as kept after validation."""
+    """Entry counts of one split: all entries, and those that passed every check."""
 
     total: int = 0
-    kept: int = 0
+    valid: int = 0
 
     @property
-    def skipped(self) -> int:
-        return self.total - self.kept
+    def invalid(self) -> int:
+        return self.total - self.valid
 
 
 @dataclass
 class ValidationReport:
-    """Result of `validate_studies`: per-split counts, problems and image decoding time."""
+    """Result of `validate_studies`: per-split counts, problems and image decoding time.
+
+    `skipped` counts entries dropped by `on_invalid="skip"`; it stays 0 in error mode.
+    """
 
     image_root: Path
     counts: dict[str, SplitCounts] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    skipped: int = 0
     images_decoded: int = 0
     decode_seconds: float = 0.0
 
@@ -89,25 +93,17 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.problems
 
-    @property
-    def skipped(self) -> int:
-        return sum(counts.skipped for counts in self.counts.values())
-
     def problem_counts(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for problem in self.problems:
-            totals[problem.kind] = totals.get(problem.kind, 0) + 1
-        return totals
+        return dict(Counter(problem.kind for problem in self.problems))
 
     def summary(self) -> str:
         lines = [f"Image folder: {self.image_root}"]
         for split, counts in self.counts.items():
-            lines.append(
-                f"  {split}: {counts.total} entries, {counts.kept} kept, {counts.skipped} skipped"
-            )
-        lines.append(
-            f"Images decoded: {self.images_decoded} in {self.decode_seconds:.2f} s"
-        )
+            lines.append(f"  {split}: {counts.total} entries, {counts.valid} valid, {counts.invalid} invalid")
+        lines.append(f"Images decoded: {self.images_decoded} in {self.decode_seconds:.2f} s")
+        if self.skipped:
+            noun = "entry" if self.skipped == 1 else "entries"
+            lines.append(f"Skipped {self.skipped} invalid {noun} (on_invalid=skip).")
         if not self.problems:
             lines.append("No problems found.")
             return "\n".join(lines)
@@ -131,7 +127,7 @@ def validate_studies(
     `clean` is the report cleaning applied at training time; a report that it empties is invalid.
     `splits` lists splits that must be present and non-empty (default: every key of `studies`).
     `decode_images=False` checks only that image files exist. `workers` sets the number of decoding
-    threads (default: up to 8, bounded by the CPU count).
+    threads (default: the CPU count, at most 8).
     """
     if on_invalid not in ON_INVALID_CHOICES:
         raise ValueError(f"on_invalid={on_invalid!r} is invalid; use one of {ON_INVALID_CHOICES}")
@@ -152,11 +148,16 @@ def validate_studies(
     required = list(splits) if splits is not None else list(studies)
     report.problems.extend(_check_splits(studies, required))
     bad_entries = _check_entries(studies, image_root, clean, report, decode_images, workers)
+    # List problems in file order: by split, then entry index, with split-level problems first.
+    split_order = {split: position for position, split in enumerate(dict.fromkeys([*studies, *required]))}
+    report.problems.sort(key=lambda problem: (
+        split_order[problem.split], -1 if problem.index is None else problem.index
+    ))
 
     kept: dict[str, list[Study]] = {}
     for split, items in studies.items():
         kept[split] = [study for index, study in enumerate(items) if (split, index) not in bad_entries]
-        report.counts[split] = SplitCounts(total=len(items), kept=len(kept[split]))
+        report.counts[split] = SplitCounts(total=len(items), valid=len(kept[split]))
     _finish(report, kept, required, on_invalid)
     return kept, report
 
@@ -174,17 +175,15 @@ def _finish(
     ]
     if on_invalid == "error" or split_problems or emptied:
         reason = f" (skipping would leave split(s) {emptied} empty)" if emptied else ""
-        raise DataValidationError(
-            f"Data validation failed{reason}:\n{report.summary()}", report
-        )
-    skipped_ids = [problem.study_id for problem in report.problems if problem.study_id is not None]
-    unique_ids = list(dict.fromkeys(skipped_ids))
+        raise DataValidationError(f"Data validation failed{reason}:\n{report.summary()}", report)
+    report.skipped = sum(counts.invalid for counts in report.counts.values())
+    skipped_ids = dict.fromkeys(problem.study_id for problem in report.problems if problem.study_id is not None)
     logger.warning(
         "Skipped %d invalid entr%s (%d problem(s)); first ids: %s",
         report.skipped,
         "y" if report.skipped == 1 else "ies",
         len(report.problems),
-        ", ".join(unique_ids[:MAX_LOGGED_IDS]),
+        ", ".join(list(skipped_ids)[:MAX_LOGGED_IDS]),
     )
     logger.info("Data validation summary:\n%s", report.summary())
 
@@ -244,14 +243,13 @@ def _check_entries(
 
 
 def _check_id(study: Study, split: str, index: int, seen_ids: dict[str, str]) -> list[Problem]:
-    where = f"split '{split}', entry {index}"
     if study.id in seen_ids:
         return [Problem(
             kind="duplicate_id", split=split, index=index, study_id=study.id,
             cause=f"id already used at {seen_ids[study.id]}",
             fix="give each study a unique id or remove the repeated entry",
         )]
-    seen_ids[study.id] = where
+    seen_ids[study.id] = f"split '{split}', entry {index}"
     return []
 
 
@@ -298,27 +296,13 @@ def _decode_all(
     workers: int | None,
     report: ValidationReport,
 ) -> list[tuple[str, list[tuple[str, int, Study, str]], str]]:
-    """Decode each distinct image once, in threads, and return the failures with their users."""
+    """Decode each distinct image once and return the failures with the entries that use them."""
     if not decode_images or not resolved_images:
         return []
-    workers = workers or min(8, os.cpu_count() or 1)
     paths = sorted(resolved_images)
     started = time.perf_counter()
-    # PIL releases the GIL while decoding, so threads decode in parallel.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        causes = list(pool.map(_decode_cause, paths))
+    failures = find_undecodable([Path(path) for path in paths], VALIDATION_DRAFT_SIZE, workers)
     report.decode_seconds = time.perf_counter() - started
     report.images_decoded = len(paths)
-    logger.info("Decoded %d images in %.2f s with %d thread(s)", len(paths), report.decode_seconds, workers)
-    return [(path, resolved_images[path], cause) for path, cause in zip(paths, causes) if cause]
-
-
-def _decode_cause(path: str) -> str | None:
-    try:
-        load_image(Path(path), draft_size=VALIDATION_DRAFT_SIZE)
-    except ImageDecodeError as error:
-        cause = error.__cause__
-        if cause is None:
-            return str(error)
-        return f"image does not decode ({type(cause).__name__}: {cause})"
-    return None
+    logger.info("Decoded %d images in %.2f s", len(paths), report.decode_seconds)
+    return [(path, resolved_images[path], failures[Path(path)]) for path in paths if Path(path) in failures]

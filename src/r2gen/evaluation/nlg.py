@@ -27,6 +27,7 @@ from pycocoevalcap.bleu.bleu_scorer import BleuScorer
 from pycocoevalcap.cider.cider_scorer import CiderScorer
 from pycocoevalcap.rouge.rouge import Rouge
 
+from r2gen.evaluation.cider import ResampledCider
 from r2gen.evaluation.meteor import MeteorProcess, MeteorUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class NLGScorer:
         rouge = Rouge()
         self._rouge = np.array([rouge.calc_score([h], [r]) for r, h in zip(references, hypotheses)])
         self._has_reference_words = [bool(reference.split()) for reference in references]
+        self._resampled_cider = ResampledCider(references, hypotheses)
         self._meteor: MeteorProcess | None = None
         self._meteor_statistics: list[str] | None = None
         if meteor:
@@ -119,12 +121,16 @@ class NLGScorer:
         return self._size
 
     def score(self, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, float | None]:
-        """Compute every metric on the studies at ``indices`` (all studies when None)."""
+        """Compute every metric on the studies at ``indices`` (all studies when None).
+
+        With ``indices`` given, CIDEr comes from the vectorised ``ResampledCider``, which equals
+        pycocoevalcap up to floating-point summation order; without, from pycocoevalcap itself.
+        """
         selected = list(range(self._size)) if indices is None else [int(i) for i in indices]
         scores: dict[str, float | None] = dict(zip(BLEU_KEYS, self._bleu_scores(selected)))
         scores["METEOR"] = self._meteor_score(selected)
         scores["ROUGE_L"] = float(np.mean(self._rouge[selected]))
-        scores["CIDEr"] = self._cider_score(selected)
+        scores["CIDEr"] = self._cider_score(selected, exact=indices is None)
         return scores
 
     def _bleu_scores(self, selected: list[int]) -> list[float]:
@@ -134,11 +140,13 @@ class NLGScorer:
         bleus, _ = scorer.compute_score(option="closest", verbose=0)
         return [float(value) for value in bleus]
 
-    def _cider_score(self, selected: list[int]) -> float | None:
+    def _cider_score(self, selected: list[int], exact: bool) -> float | None:
         if not any(self._has_reference_words[i] for i in selected):
             # pycocoevalcap raises on max() of empty document frequencies here.
             logger.warning("CIDEr is reported as None because every reference is empty")
             return None
+        if not exact:
+            return self._resampled_cider.score(selected)
         scorer = CiderScorer(n=4, sigma=6.0)
         scorer.crefs = [self._cider.crefs[i] for i in selected]
         scorer.ctest = [self._cider.ctest[i] for i in selected]

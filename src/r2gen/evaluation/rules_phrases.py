@@ -51,8 +51,9 @@ PHRASES: tuple[ObservationPhrases, ...] = (
     ObservationPhrases(
         name="Enlarged Cardiomediastinum",
         mentions=(
-            r"widen(?:ed|ing) (?:of (?:the )?)?(?:superior )?mediastin(?:um|al silhouette|al contours?)",
-            r"mediastinal (?:widening|enlargement)",
+            r"(?:widening|prominence|enlargement) of (?:the )?(?:superior )?mediastin(?:um|al silhouette|al contours?)",
+            r"(?:widened|wide|prominent|enlarged) (?:superior )?mediastin(?:um|al silhouette|al contours?)",
+            r"mediastinal (?:widening|enlargement|prominence)",
             r"enlarged cardiomediastin\w*",
         ),
         subjects=(
@@ -130,6 +131,7 @@ PHRASES: tuple[ObservationPhrases, ...] = (
     ObservationPhrases(
         name="Pneumonia",
         mentions=(r"(?:broncho)?pneumonias?", r"pneumonitis", r"infections?", r"infectious (?:process|etiology)"),
+        exclusions=(r"(?:old |prior |previous |healed )?granulomatous (?:infections?|disease)",),
     ),
     ObservationPhrases(
         name="Atelectasis",
@@ -173,7 +175,9 @@ PHRASES: tuple[ObservationPhrases, ...] = (
             r"stents?|(?:prosthetic|mechanical|replaced|bioprosthetic) (?:aortic |mitral )?valves?",
             r"(?:aortic|mitral) valve (?:replacement|prosthesis)",
             r"(?:chest |pleural |surgical )?drains?",
-            r"(?:loop recorder|neurostimulator|nerve stimulator|(?:cardiac |implanted |support )devices?)",
+            r"loop recorder|neurostimulator|(?:nerve|spinal|spinal cord) stimulator|(?:cardiac |implanted |support )devices?",
+            r"tracheostomy|(?:pulse |battery )generator|(?:monitor(?:ing)?|ecg|ekg|telemetry) leads",
+            r"(?:lines?|tubes?) and (?:lines?|tubes?)",
         ),
         exclusions=(r"catheter tip (?:in|within) the (?:abdomen|pelvis)",),
     ),
@@ -238,7 +242,7 @@ PRE_UNCERTAINTY = (
     r"versus|vs",
     r"presum(?:ed|ably|ptive)",
     r"potential(?:ly)?",
-    r"evaluat(?:e|ion) for|(?:to )?rule out|r/o",
+    r"evaluat(?:e|ion) for|(?:to )?rule out|r/o|(?:to )?exclude",
 )
 # Phrases that make a mention shortly before them uncertain: "pneumonia is suspected".
 POST_UNCERTAINTY = (
@@ -258,5 +262,6 @@ SCOPE_TERMINATORS = (
     r"there (?:is|are|has|have|was|were)",
     r"and (?:the|there)",
     r"otherwise",
-    r",\s+(?!or\b|and\b|nor\b)[a-z]+(?:\s+[a-z]+)?\s+(?:is|are)",
+    # A comma that starts a new clause with its own verb: "no effusion, the heart is enlarged".
+    r",(?=\s+(?!or\b|and\b|nor\b)[a-z]+(?:\s+[a-z]+)?\s+(?:is|are)\b)",
 )

@@ -105,7 +105,7 @@ def smollm2_path() -> str:
     target = cache_dir() / SMOLLM2_CACHE_NAME
     if (target / "config.json").is_file():
         return str(target)
-    logger.info("Converting %s to %s once (takes about 20 s on CPU)", SMOLLM2_GGUF_FILE, target)
+    logger.info("Converting %s to %s once (about 30 s on 2 CPU cores)", SMOLLM2_GGUF_FILE, target)
     _convert_gguf(smollm2_gguf_path(), target)
     return str(target)
 
@@ -130,6 +130,7 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        staging.chmod(0o755)  # mkdtemp creates 0700; the cache folder may be shared between users
         os.rename(staging, target)
     except OSError:
         # Another process may have finished the same conversion first, so keep its folder.

@@ -135,7 +135,8 @@ def frozen_modules(model: nn.Module) -> list[str]:
 
     These are the top-level children with no trainable parameter and, inside partly trainable
     children, every frozen batch-norm layer, whose running statistics would otherwise drift. A frozen
-    child with gradient checkpointing on is left out: transformers only checkpoints in training mode.
+    child with gradient checkpointing on is left out because transformers only checkpoints in training
+    mode, so call this after ``enable_gradient_checkpointing``.
     """
     names: list[str] = []
     for child_name, child in model.named_children():
@@ -203,7 +204,8 @@ def parameter_table(model: nn.Module) -> list[dict]:
             if parameter.requires_grad:
                 trainable += parameter.numel()
                 lora_trainable += parameter.numel() if "lora_" in parameter_name else 0
-        rows.append({"module": name, "trainable": trainable, "total": total, "mode": _mode(trainable, total, lora_trainable)})
+        mode = _mode(trainable, total, lora_trainable)
+        rows.append({"module": name, "trainable": trainable, "total": total, "mode": mode})
     return rows
 
 

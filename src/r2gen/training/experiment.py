@@ -1,9 +1,17 @@
-"""One run from a composed config: validate data, build, train, select, test, write the results."""
+"""One run from a composed config: validate data, build, train, select, test, write the results.
+
+A run that raises still leaves ``error.txt`` (the traceback) and ``metrics.json`` with
+``"status": "failed"`` in its directory, so ``python -m r2gen.summarize`` can list it. The error is
+then raised again: Hydra's basic launcher records it, runs the remaining jobs of the sweep, and
+exits with an error at the end.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +22,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from r2gen.data.manifest import dataset_fingerprint
+from r2gen.models.tuning import parameter_table
 from r2gen.training.artifacts import write_metrics, write_run_info
 from r2gen.training.build import build_loaders, build_model, build_scorer, load_studies
 from r2gen.training.checkpoint import load_trainable
 from r2gen.training.config import DataConfig, LoggerConfig, TrainerConfig
+from r2gen.training.io import write_text_atomic
+from r2gen.training.jobs import JobInfo, job_info
 from r2gen.training.logs import install_rank_filter
+from r2gen.training.stats import peak_memory_mb, scalar_metrics
 from r2gen.training.trackers import build_tracker
-from r2gen.training.trainer import Trainer, peak_memory_mb, scalar_metrics
+from r2gen.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
+
+ERROR_FILE = "error.txt"
 
 
 def build_accelerator(trainer: TrainerConfig) -> Accelerator:
@@ -37,7 +51,30 @@ def build_accelerator(trainer: TrainerConfig) -> Accelerator:
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Run training (unless ``eval_only``) and testing; return the final metrics."""
+    """Run training (unless ``eval_only``) and testing; return the final metrics.
+
+    On an exception, write ``error.txt`` and a failed ``metrics.json`` (main process only), then raise.
+    """
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    try:
+        return _run(cfg, run_dir, start)
+    except Exception as error:
+        record_failure(run_dir, error, time.perf_counter() - start)
+        raise
+
+
+def record_failure(run_dir: Path, error: BaseException, seconds: float) -> None:
+    """Write the traceback to ``error.txt`` and ``{"status": "failed", ...}`` to ``metrics.json``."""
+    if int(os.environ.get("RANK", "0")) != 0:  # set by `accelerate launch`, also before Accelerator exists
+        return
+    write_text_atomic(run_dir / ERROR_FILE, "".join(traceback.format_exception(error)))
+    write_metrics(run_dir / "metrics.json", {"status": "failed", "error": f"{type(error).__name__}: {error}",
+                                             "seconds": seconds, "peak_memory_mb": peak_memory_mb()})
+    log.error("run failed with %s: %s; traceback in %s", type(error).__name__, error, run_dir / ERROR_FILE)
+
+
+def _run(cfg: DictConfig, run_dir: Path, start: float) -> dict[str, Any]:
     install_rank_filter()
     trainer_cfg: TrainerConfig = instantiate(cfg.trainer)
     data_cfg: DataConfig = instantiate(cfg.data)
@@ -56,25 +93,46 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if cfg.checkpoint:
         load_trainable(model, Path(cfg.checkpoint))
         log.info("loaded trainable weights from %s", cfg.checkpoint)
+    parameters = parameter_table(model)
     loaders = build_loaders(studies, data_cfg, model, trainer_cfg.batch_size, trainer_cfg.eval_batch_size,
                             trainer_cfg.num_workers, trainer_cfg.eval_max_samples)
     fingerprint = dataset_fingerprint(data_cfg.annotation_path)
     log.info("dataset %s fingerprint %s", data_cfg.name, fingerprint)
+    job = job_info()
     if accelerator.is_main_process:
         write_run_info(run_dir, OmegaConf.to_yaml(cfg, resolve=True),
-                       {"world_size": accelerator.num_processes, "data_fingerprint": fingerprint})
-    tracker = build_tracker(logger_cfg, run_dir, OmegaConf.to_container(cfg, resolve=True),
-                            accelerator.is_main_process)
+                       {"world_size": accelerator.num_processes, "data_fingerprint": fingerprint,
+                        "overrides": job.overrides})
+    tracker = _start_tracker(cfg, logger_cfg, job, run_dir, accelerator, parameters)
     training_reports = list(loaders["train"].dataset.reports) if "train" in loaders else []
     trainer = Trainer(model, loaders, trainer_cfg, generation,
                       build_scorer(evaluation_cfg, training_reports, bootstrap=False),
                       run_dir, accelerator, tracker)
-    return _train_and_test(cfg, trainer, evaluation_cfg, training_reports, tracker)
+    results = _train_and_test(cfg, trainer, evaluation_cfg, training_reports, start)
+    results["parameters"] = _parameter_counts(parameters)
+    _finish(trainer, tracker, results)
+    return results
+
+
+def _start_tracker(cfg: DictConfig, logger_cfg: LoggerConfig, job: JobInfo, run_dir: Path,
+                   accelerator: Accelerator, parameters: list[dict[str, Any]]) -> Any:
+    """Start the tracker with the sweep's group and the overrides as tags, and log the parameter table."""
+    logger_cfg.group = logger_cfg.group or job.sweep_name
+    logger_cfg.tags = list(logger_cfg.tags) + job.overrides
+    tracker = build_tracker(logger_cfg, run_dir, OmegaConf.to_container(cfg, resolve=True),
+                            accelerator.is_main_process)
+    tracker.log_table("parameters", parameters, step=0)
+    return tracker
+
+
+def _parameter_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    trainable = sum(row["trainable"] for row in rows)
+    total = sum(row["total"] for row in rows)
+    return {"trainable": trainable, "total": total, "modules": rows}
 
 
 def _train_and_test(cfg: DictConfig, trainer: Trainer, evaluation_cfg: Any, training_reports: list[str],
-                    tracker: Any) -> dict[str, Any]:
-    start = time.perf_counter()
+                    start: float) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     if not cfg.eval_only:
         if cfg.resume:
@@ -82,16 +140,28 @@ def _train_and_test(cfg: DictConfig, trainer: Trainer, evaluation_cfg: Any, trai
         summary = trainer.fit()
     trainer.scorer = build_scorer(evaluation_cfg, training_reports, bootstrap=True)
     test_metrics = trainer.test()
-    results = {"test": test_metrics, "train": summary, "seconds": time.perf_counter() - start,
-               "peak_memory_mb": peak_memory_mb()}
+    return {"status": "completed", "test": test_metrics, "train": summary,
+            "world_size": trainer.accelerator.num_processes, "seconds": time.perf_counter() - start,
+            "peak_memory_mb": _peak_memory_all_ranks(trainer.accelerator)}
+
+
+def _peak_memory_all_ranks(accelerator: Accelerator) -> float:
+    """The largest peak memory of any rank, in MiB."""
+    local = torch.tensor([peak_memory_mb()], dtype=torch.float64, device=accelerator.device)
+    return float(accelerator.gather(local).max())
+
+
+def _finish(trainer: Trainer, tracker: Any, results: dict[str, Any]) -> None:
     if trainer.accelerator.is_main_process:
         write_metrics(trainer.run_dir / "metrics.json", results)
-        tracker.log({f"final/test/{k}": v for k, v in scalar_metrics(test_metrics).items()},
+        tracker.log({f"final/test/{k}": v for k, v in scalar_metrics(results["test"]).items()},
                     step=trainer.state.step)
+        tracker.set_summary({"best_val_score": results["train"].get("best_score"),
+                             "trainable_parameters": results["parameters"]["trainable"],
+                             "seconds": results["seconds"], "peak_memory_mb": results["peak_memory_mb"]})
         log.info("results written to %s", trainer.run_dir)
     tracker.finish()
     trainer.accelerator.end_training()
-    return results
 
 
 def selection_value(results: dict[str, Any], cfg: DictConfig) -> float | None:
