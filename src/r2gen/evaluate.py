@@ -65,15 +65,29 @@ def build_config(args: argparse.Namespace) -> EvaluationConfig:
         override = getattr(args, field.name, None)
         if override is not None:
             values[field.name] = override
+    known = {field.name for field in dataclasses.fields(EvaluationConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown evaluation config keys {unknown} in {args.config}; valid keys: {sorted(known)}")
     return EvaluationConfig(**values)
 
 
 def read_training_reports(path: Path) -> list[str]:
     """Read training reports from JSONL (field ``report``) or plain text (one per line)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"training reports file not found: {path}")
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if path.suffix != ".jsonl":
         return lines
-    return [json.loads(line)["report"] for line in lines]
+    reports = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            reports.append(str(json.loads(line)["report"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{path}: non-blank line {number} is not a JSON object with a 'report' field ({error})"
+            ) from error
+    return reports
 
 
 def format_table(metrics: dict[str, Any]) -> str:
@@ -83,10 +97,10 @@ def format_table(metrics: dict[str, Any]) -> str:
     for name, value in metrics.items():
         if isinstance(value, dict):
             continue
-        shown = "None" if value is None else f"{value:.4f}"
+        formatted = "None" if value is None else f"{value:.4f}"
         interval = intervals.get(name)
         bounds = f"[{interval['low']:.4f}, {interval['high']:.4f}]" if isinstance(interval, dict) else ""
-        lines.append(f"{name:<26}{shown:>10}  {bounds}")
+        lines.append(f"{name:<26}{formatted:>10}  {bounds}")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="test",
                         help="predictions file to show, without .jsonl: test (default) or e.g. val_epoch3")
     parser.add_argument("--thumbnail-size", type=int, default=160,
-                        help="longest side of the embedded thumbnails in pixels; 0 leaves images out")
+                        help="maximum width and height of the embedded thumbnails in pixels; 0 leaves images out")
     parser.add_argument("--no-labels", action="store_true", help="skip the CheXpert labels and the CE F1 column")
     return parser.parse_args(argv)
 

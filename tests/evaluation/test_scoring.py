@@ -110,3 +110,13 @@ def test_fast_config_nlg_keys(without_java):
 def test_invalid_records_rejected(records, message):
     with pytest.raises(ValueError, match=message):
         score_reports(records, EvaluationConfig(nlg=False, bootstrap_samples=0))
+
+
+def test_no_imports_from_other_layers():
+    package = REPO_ROOT / "src" / "r2gen" / "evaluation"
+    forbidden = ("r2gen.data", "r2gen.models", "r2gen.training")
+    for path in package.rglob("*.py"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("import ", "from ")):
+                assert not any(name in stripped for name in forbidden), f"{path}: {stripped}"

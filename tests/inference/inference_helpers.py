@@ -3,8 +3,8 @@
 The saved run has what ``r2gen.run`` leaves behind and inference reads: the resolved
 ``config.yaml``, ``checkpoints/best.safetensors`` (trainable-only weights), ``metrics.json`` and
 ``predictions/test.jsonl``. It is built from the library instead of by training, so the tests take
-seconds; the trainable weights are set to seeded random values so that the aligner and the LoRA
-adapters change the output (fresh LoRA B matrices are zero and would hide a merge error).
+seconds. The trainable weights are set to seeded random values so that the aligner and the LoRA
+adapters change the output, because fresh LoRA B matrices are zero and would hide a merge error.
 """
 
 from __future__ import annotations

@@ -60,6 +60,15 @@ def test_rows_and_images_render(page_path: Path, tmp_path: Path) -> None:
     assert rendered_ids(dom) == ["test-a", "test-b", "test-c"]
 
 
+def test_broken_image_not_counted(page_path: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.html"
+    page = page_path.read_text(encoding="utf-8")
+    broken.write_text(re.sub(r"base64,[A-Za-z0-9+/=]+", "base64,AAAA", page, count=1), encoding="utf-8")
+    attributes = body_attributes(run_chromium(tmp_path, broken.as_uri(), "--dump-dom"))
+    assert attributes.get("images-total") == "4"
+    assert attributes.get("images-loaded") == "3"
+
+
 def test_hash_sorts_by_bleu(page_path: Path, tmp_path: Path) -> None:
     ascending = run_chromium(tmp_path, page_path.as_uri() + "#sort=bleu4-asc", "--dump-dom")
     assert body_attributes(ascending).get("sort") == "bleu4-asc"

@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from inference_helpers import write_image
-
 from r2gen.training.inference import generation_settings, load_generator
 from r2gen.training.study_inputs import StudyInput
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_module(module: str, *arguments: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -38,6 +35,7 @@ def test_predict_images_prints_report(tiny_run: Path, dataset_root: Path, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_predict_csv_writes_jsonl_with_overrides(tiny_run: Path, dataset_root: Path, tmp_path: Path) -> None:
     images = dataset_root / "images"
     csv_path = tmp_path / "studies.csv"
@@ -58,51 +56,36 @@ def test_predict_csv_writes_jsonl_with_overrides(tiny_run: Path, dataset_root: P
     assert all(isinstance(row["report"], str) for row in rows)
 
 
-def bad_input_case(case: str, tiny_run: Path, tmp_path: Path) -> tuple[list[str], str]:
-    """Return the predict arguments for a bad-input case and the text the error must contain."""
-    if case == "missing image":
-        return [f"run_dir={tiny_run}", f"images=[{tmp_path / 'absent.png'}]"], str(tmp_path / "absent.png")
-    if case == "not an image":
-        (tmp_path / "notes.png").write_text("not an image")
-        return [f"run_dir={tiny_run}", f"images=[{tmp_path / 'notes.png'}]"], f"{tmp_path / 'notes.png'}: cannot decode"
-    if case == "no checkpoint":
-        run = tmp_path / "run"
-        run.mkdir()
-        (run / "config.yaml").write_text((tiny_run / "config.yaml").read_text())
-        write_image(tmp_path / "images" / "a.png", seed=0)
-        return [f"run_dir={run}", f"input={tmp_path / 'images'}"], str(run / "checkpoints" / "best.safetensors")
-    return [f"run_dir={tiny_run}"], "pass exactly one of images="
-
-
-@pytest.mark.parametrize("case", ["missing image", "not an image", "no checkpoint", "no input"])
-def test_predict_bad_input_fails_clearly(case: str, tiny_run: Path, tmp_path: Path) -> None:
-    arguments, expected = bad_input_case(case, tiny_run, tmp_path)
-    result = run_module("r2gen.predict", *arguments, cwd=tmp_path)
+def test_predict_bad_input_exits_with_message(tiny_run: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "absent.png"
+    result = run_module("r2gen.predict", f"run_dir={tiny_run}", f"images=[{missing}]", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
-    assert expected in result.stderr
+    assert f"{missing}: image file not found" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
-    assert not (tmp_path / "predictions.jsonl").exists()
 
 
-def test_export_then_predict_and_report(tiny_run: Path, dataset_root: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_export_command(tiny_run: Path, tmp_path: Path) -> None:
     exported = tmp_path / "model"
     result = run_module("r2gen.export", str(tiny_run), str(exported), "--merge-lora", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == f"{exported}\n"
-
-    image = dataset_root / "images" / "test-b" / "0.png"
-    from_run = run_module("r2gen.predict", f"run_dir={tiny_run}", f"images=[{image}]", cwd=tmp_path)
-    from_export = run_module("r2gen.predict", f"run_dir={exported}", f"images=[{image}]", cwd=tmp_path)
-    assert from_export.returncode == 0, from_export.stderr[-3000:]
-    assert from_export.stdout == from_run.stdout
+    assert (exported / "trainable.safetensors").is_file()
 
     again = run_module("r2gen.export", str(tiny_run), str(exported), cwd=tmp_path)
     assert again.returncode == 2
     assert "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
 
+
+def test_report_command(tiny_run: Path, tmp_path: Path) -> None:
     page = tmp_path / "page.html"
-    report = run_module("r2gen.report", str(tiny_run), "--output", str(page), cwd=tmp_path)
-    assert report.returncode == 0, report.stderr[-3000:]
-    assert report.stdout == f"{page}\n"
+    result = run_module("r2gen.report", str(tiny_run), "--output", str(page), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == f"{page}\n"
     assert page.read_text().count('<tr class="study"') == 3
+
+    missing = run_module("r2gen.report", str(tmp_path), cwd=tmp_path)
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'config.yaml'}: not found" in missing.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def test_export_without_merge_round_trip(tiny_run: Path, tmp_path: Path, studies
     assert generator.source.kind == "export"
     reports = generator.generate(studies, generation_settings(generator.source.config), progress=False)
     assert reports == run_reports
+
+
+def test_export_readable_by_others(tiny_run: Path, tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        exported = export_model(tiny_run, tmp_path / "model")
+    finally:
+        os.umask(old_umask)
+    assert exported.stat().st_mode & 0o777 == 0o755
+    for path in exported.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
 
 
 def test_export_config_keeps_model_part_only(tiny_run: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def generator(tiny_run: Path):
 
 
 @pytest.fixture(scope="module")
-def test_studies(dataset_root: Path) -> list[StudyInput]:
+def sample_studies(dataset_root: Path) -> list[StudyInput]:
     images = dataset_root / "images"
     return [StudyInput("test-a", (images / "test-a" / "0.png", images / "test-a" / "1.jpg")),
             StudyInput("test-b", (images / "test-b" / "0.png",)),
@@ -62,24 +62,24 @@ def test_loads_run_checkpoint_weights(generator, tiny_run: Path) -> None:
         assert torch.equal(parameters[name].detach(), tensor), name
 
 
-def test_generate_matches_manual_model(generator, tiny_run: Path, test_studies: list[StudyInput]) -> None:
+def test_generate_matches_manual_model(generator, tiny_run: Path, sample_studies: list[StudyInput]) -> None:
     settings = generation_settings(generator.source.config)
-    reports = generator.generate(test_studies, settings, batch_size=2, progress=False)
-    assert reports == reference_reports(tiny_run, test_studies)
+    reports = generator.generate(sample_studies, settings, batch_size=2, progress=False)
+    assert reports == reference_reports(tiny_run, sample_studies)
     assert all(reports)
 
 
-def test_batch_size_does_not_change_reports(generator, test_studies: list[StudyInput]) -> None:
+def test_batch_size_does_not_change_reports(generator, sample_studies: list[StudyInput]) -> None:
     settings = generation_settings(generator.source.config)
-    one = generator.generate(test_studies, settings, batch_size=1, progress=False)
-    three = generator.generate(test_studies, settings, batch_size=3, progress=False)
-    assert one == three
+    unbatched = generator.generate(sample_studies, settings, batch_size=1, progress=False)
+    batched = generator.generate(sample_studies, settings, batch_size=3, progress=False)
+    assert unbatched == batched
 
 
-def test_views_change_the_report_input(generator, test_studies: list[StudyInput]) -> None:
+def test_views_change_the_report_input(generator, sample_studies: list[StudyInput]) -> None:
     # The two-view study is fused by mean, so dropping a view must change the visual tokens.
     model = generator.model
-    both = generator.load_views(test_studies[0])
+    both = generator.load_views(sample_studies[0])
     with torch.no_grad():
         fused = model.encode_images(both, torch.tensor([2]))
         single = model.encode_images(both[:1], torch.tensor([1]))
@@ -99,20 +99,20 @@ def test_generation_overrides_apply(generator) -> None:
         generation_settings(generator.source.config, {"beams": 2})
 
 
-def test_max_new_tokens_override_limits_length(generator, test_studies: list[StudyInput]) -> None:
+def test_max_new_tokens_override_limits_length(generator, sample_studies: list[StudyInput]) -> None:
     settings = generation_settings(generator.source.config, {"min_new_tokens": 1, "max_new_tokens": 1})
-    reports = generator.generate(test_studies, settings, progress=False)
+    reports = generator.generate(sample_studies, settings, progress=False)
     tokenizer = generator.model.tokenizer
     assert all(len(tokenizer(report, add_special_tokens=False)["input_ids"]) <= 1 for report in reports)
 
 
-def test_prediction_rows_record_settings(generator, test_studies: list[StudyInput], tmp_path: Path) -> None:
+def test_prediction_rows_record_settings(generator, sample_studies: list[StudyInput], tmp_path: Path) -> None:
     settings = generation_settings(generator.source.config, {"num_beams": 2})
-    rows = prediction_rows(test_studies[:2], ["first", "second"], settings, generator.source)
+    rows = prediction_rows(sample_studies[:2], ["first", "second"], settings, generator.source)
     write_prediction_rows(tmp_path / "out.jsonl", rows)
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [row["id"] for row in written] == ["test-a", "test-b"]
-    assert written[0]["image_paths"] == [str(path) for path in test_studies[0].image_paths]
+    assert written[0]["image_paths"] == [str(path) for path in sample_studies[0].image_paths]
     assert written[1]["report"] == "second"
     assert written[0]["generation"]["num_beams"] == 2
     assert written[0]["generation"]["max_new_tokens"] == 6
@@ -157,7 +157,7 @@ def test_folder_without_config_rejected(tmp_path: Path) -> None:
 
 
 def test_mismatched_tuning_fails_strict_load(tiny_run: Path, tmp_path: Path) -> None:
-    # The checkpoint holds LoRA weights; a config that says shallow must not load it silently.
+    # The checkpoint contains LoRA weights, so a config with a frozen encoder must reject it.
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     config = OmegaConf.load(run / "config.yaml")

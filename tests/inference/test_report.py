@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -26,6 +27,15 @@ def row_attributes(page: str) -> list[dict[str, str]]:
 def page(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     output = write_report(tiny_run, tmp_path_factory.mktemp("page") / "report.html", thumbnail_size=48)
     return output.read_text(encoding="utf-8")
+
+
+def test_page_readable_by_others(tiny_run: Path, tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        output = write_report(tiny_run, tmp_path / "page.html", thumbnail_size=0, labels=False)
+    finally:
+        os.umask(old_umask)
+    assert output.stat().st_mode & 0o777 == 0o644
 
 
 def test_sentence_bleu4_matches_pycocoevalcap() -> None:
@@ -89,8 +99,10 @@ def test_label_chips_classify_agreement() -> None:
     chips = label_chips({"Edema": 1, "Cardiomegaly": -1, "Pneumothorax": 0},
                         {"Edema": 1, "Pleural Effusion": 1, "Pneumothorax": 1})
     assert '<span class="label agree" title="reference: positive, generated: positive">Edema +/+</span>' in chips
-    assert 'class="label missed"' in chips and "Cardiomegaly ?/\u00b7" in chips
-    assert 'class="label extra"' in chips and "Pleural Effusion \u00b7/+" in chips
+    assert '<span class="label missed" title="reference: uncertain, generated: not mentioned">' in chips
+    assert "Cardiomegaly ?/\u00b7" in chips
+    assert '<span class="label extra" title="reference: not mentioned, generated: positive">' in chips
+    assert "Pleural Effusion \u00b7/+" in chips
     assert "Pneumothorax \u2212/+" in chips
     assert label_chips({}, {}) == '<span class="empty">none</span>'
 

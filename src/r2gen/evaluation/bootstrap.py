@@ -23,8 +23,8 @@ def percentile_intervals(
 ) -> dict[str, dict[str, float]]:
     """Return the (1 - confidence) / 2 and (1 + confidence) / 2 quantiles of each metric.
 
-    A metric that is None in some resample (CIDEr when every resampled reference is empty) gets
-    its interval from the other resamples; a metric that is None in all of them gets none.
+    A metric can be None in some resamples, as CIDEr is when every resampled reference is empty.
+    Its interval then comes from the other resamples, and a metric that is always None gets none.
     """
     collected: dict[str, list[float]] = {}
     for scores in resampled_scores:

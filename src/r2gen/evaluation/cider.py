@@ -8,8 +8,8 @@ same formula with numpy over n-gram ids counted once:
 - per n-gram order, the clipped cosine sum(min(h, r) * r) / (|h| |r|) of tf-idf vectors,
   times the Gaussian length penalty exp(-delta^2 / (2 * 6^2));
 - a study's score is 10 times the mean over orders 1-4, and CIDEr is the mean over the resample.
-pycocoevalcap measures the "length" in the penalty as the number of bigrams, not words
-(``counts2vec`` adds term frequencies when the order index is 1); that is reproduced here.
+pycocoevalcap measures the "length" in the penalty as the number of bigrams, not words, because
+``counts2vec`` adds term frequencies when the order index is 1. This class does the same.
 Results equal ``CiderScorer`` up to floating-point summation order (tested to 1e-9).
 """
 

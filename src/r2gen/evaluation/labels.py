@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-# Order of the CheXpert competition (Irvin et al., AAAI 2019), with No Finding first.
+# The 14 CheXpert observations (Irvin et al., AAAI 2019), No Finding first.
 OBSERVATIONS: Final = (
     "No Finding",
     "Enlarged Cardiomediastinum",
@@ -46,9 +46,10 @@ def combine_mentions(labels: list[int]) -> Label:
 
 
 def derive_no_finding(labels: ReportLabels) -> Label:
-    """Return positive when no pathology is positive or uncertain, else blank, as CheXpert does.
+    """Return positive when no pathology is positive or uncertain, else blank.
 
-    Support Devices is not a pathology, so a device alone leaves No Finding positive.
+    Support Devices is not a pathology, so a device alone leaves No Finding positive. No Finding
+    is never negative, so under any uncertain policy it is positive or not.
     """
     for name in OBSERVATIONS:
         if name in ("No Finding", "Support Devices"):

@@ -120,6 +120,11 @@ class NLGScorer:
     def size(self) -> int:
         return self._size
 
+    @property
+    def meteor_available(self) -> bool:
+        """Whether the METEOR JVM is running, so that ``score`` returns METEOR values."""
+        return self._meteor is not None
+
     def score(self, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, float | None]:
         """Compute every metric on the studies at ``indices`` (all studies when None).
 

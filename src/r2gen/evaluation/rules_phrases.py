@@ -1,9 +1,12 @@
 """Phrase lists of the rule-based CheXpert labeler, as regular expressions over lowercased text.
 
-The lists are written for this project. The scope of each observation follows the CheXpert
-definitions (Irvin et al., AAAI 2019): for example, a calcified granuloma is not a Lung Lesion and
-sternotomy wires are not Support Devices, as in the CheXpert labeler. Each pattern is wrapped in
-word boundaries when compiled, so ``effusions?`` matches "effusion" and "effusions" only as words.
+The lists are written for this project; no code or list was copied. Scope choices: a calcified
+granuloma is not a Lung Lesion (nodules and masses are), sternotomy wires and surgical clips are
+not Support Devices (tubes, lines, catheters, cardiac devices, stents and valves are), and
+pulmonary vascular congestion is Edema.
+NOTE: these choices aim at the scope of the CheXpert labels but were not compared with the
+CheXpert labeler's own phrase files. Each pattern is wrapped in word guards when compiled, so
+``effusions?`` matches "effusion" and "effusions" only as whole words.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ObservationPhrases:
-    """How one observation is mentioned in a report.
+    """Phrases that mention one observation in a report.
 
     ``mentions`` name the finding itself ("cardiomegaly"). ``uncertain_mentions`` name a sign that
     suggests it without proving it ("blunting of the costophrenic angle" for an effusion).

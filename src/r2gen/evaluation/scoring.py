@@ -55,8 +55,8 @@ def score_reports(
     hypotheses = [record["hypothesis"] for record in records]
     result: dict[str, Any] = {}
     nlg_scorer = NLGScorer(references, hypotheses) if config.nlg else None
-    clinical = _clinical_labels(references, hypotheses, config) if config.clinical else None
     try:
+        clinical = _clinical_labels(references, hypotheses, config) if config.clinical else None
         if nlg_scorer is not None:
             result.update(nlg_scorer.score())
         if clinical is not None:
@@ -67,7 +67,7 @@ def score_reports(
                 "uncertain_policy": config.uncertain_policy,
                 "chexbert_checkpoint": config.chexbert_checkpoint,
             }
-        if config.bootstrap_samples > 0 and (nlg_scorer or clinical):
+        if config.bootstrap_samples > 0 and (nlg_scorer is not None or clinical is not None):
             result["bootstrap"] = _bootstrap(len(records), config, nlg_scorer, clinical)
     finally:
         if nlg_scorer is not None:
@@ -100,6 +100,10 @@ def _bootstrap(
     logger.info("Bootstrapping %d metrics families over %d resamples of %d studies",
                 (nlg_scorer is not None) + (clinical is not None), len(resamples), studies)
     intervals = percentile_intervals((scores_for(row) for row in resamples), config.confidence)
+    if nlg_scorer is not None and not nlg_scorer.meteor_available and "METEOR" in intervals:
+        # The JVM stopped part-way, so the METEOR values cover only the first resamples.
+        logger.warning("METEOR has no bootstrap interval because the METEOR jar stopped during the bootstrap")
+        del intervals["METEOR"]
     return {
         "samples": config.bootstrap_samples,
         "seed": config.bootstrap_seed,

@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from r2gen.training.io import publish_file
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint does not match the model it is loaded into."""
@@ -41,7 +43,7 @@ def save_trainable(model: nn.Module, path: Path, metadata: dict[str, Any] | None
     os.close(fd)
     try:
         save_file(trainable_state_dict(model), tmp, metadata=text_metadata)
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -30,8 +30,8 @@ from r2gen.training.config import DataConfig, LoggerConfig, TrainerConfig
 from r2gen.training.io import write_text_atomic
 from r2gen.training.jobs import JobInfo, job_info
 from r2gen.training.logs import install_rank_filter
-from r2gen.training.stats import peak_memory_mb, scalar_metrics
-from r2gen.training.trackers import build_tracker
+from r2gen.training.stats import peak_memory_mb, reset_peak_memory, scalar_metrics
+from r2gen.training.trackers import build_tracker, check_logger_config
 from r2gen.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -76,42 +76,56 @@ def record_failure(run_dir: Path, error: BaseException, seconds: float) -> None:
 
 def _run(cfg: DictConfig, run_dir: Path, start: float) -> dict[str, Any]:
     install_rank_filter()
+    reset_peak_memory()  # jobs of a sweep share one process
+    # Every config is built first, so a misspelt key fails before any data or model is loaded.
     trainer_cfg: TrainerConfig = instantiate(cfg.trainer)
-    data_cfg: DataConfig = instantiate(cfg.data)
     logger_cfg: LoggerConfig = instantiate(cfg.logger)
+    check_logger_config(logger_cfg)
     evaluation_cfg = instantiate(cfg.evaluation)
     generation = instantiate(cfg.generation)
     if trainer_cfg.torch_threads:
         torch.set_num_threads(trainer_cfg.torch_threads)
-
     accelerator = build_accelerator(trainer_cfg)
     set_seed(trainer_cfg.seed)
-    splits = ["test"] if cfg.eval_only else list(data_cfg.splits)
-    studies = load_studies(data_cfg, splits)
 
+    model, loaders = _build_model_and_data(cfg, trainer_cfg, accelerator, run_dir)
+    parameters = parameter_table(model)
+    tracker = _start_tracker(cfg, logger_cfg, job_info(), run_dir, accelerator, parameters)
+    try:
+        training_reports = list(loaders["train"].dataset.reports) if "train" in loaders else []
+        trainer = Trainer(model, loaders, trainer_cfg, generation,
+                          build_scorer(evaluation_cfg, training_reports, bootstrap=False),
+                          run_dir, accelerator, tracker)
+        results = _train_and_test(cfg, trainer, evaluation_cfg, training_reports, start)
+        results["parameters"] = _parameter_counts(parameters)
+        _write_results(trainer, tracker, results)
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
+    accelerator.end_training()
+    return results
+
+
+def _build_model_and_data(cfg: DictConfig, trainer_cfg: TrainerConfig, accelerator: Accelerator,
+                          run_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Validate the data, build the model (loading ``checkpoint``) and the loaders, and write the run info."""
+    data_cfg: DataConfig = instantiate(cfg.data)
+    studies = load_studies(data_cfg, ["test"] if cfg.eval_only else list(data_cfg.splits))
     model = build_model(cfg, trainer_cfg)
     if cfg.checkpoint:
         load_trainable(model, Path(cfg.checkpoint))
         log.info("loaded trainable weights from %s", cfg.checkpoint)
-    parameters = parameter_table(model)
     loaders = build_loaders(studies, data_cfg, model, trainer_cfg.batch_size, trainer_cfg.eval_batch_size,
                             trainer_cfg.num_workers, trainer_cfg.eval_max_samples)
     fingerprint = dataset_fingerprint(data_cfg.annotation_path)
     log.info("dataset %s fingerprint %s", data_cfg.name, fingerprint)
-    job = job_info()
     if accelerator.is_main_process:
         write_run_info(run_dir, OmegaConf.to_yaml(cfg, resolve=True),
-                       {"world_size": accelerator.num_processes, "data_fingerprint": fingerprint,
-                        "overrides": job.overrides})
-    tracker = _start_tracker(cfg, logger_cfg, job, run_dir, accelerator, parameters)
-    training_reports = list(loaders["train"].dataset.reports) if "train" in loaders else []
-    trainer = Trainer(model, loaders, trainer_cfg, generation,
-                      build_scorer(evaluation_cfg, training_reports, bootstrap=False),
-                      run_dir, accelerator, tracker)
-    results = _train_and_test(cfg, trainer, evaluation_cfg, training_reports, start)
-    results["parameters"] = _parameter_counts(parameters)
-    _finish(trainer, tracker, results)
-    return results
+                       {"world_size": accelerator.num_processes,
+                        "distributed_type": accelerator.distributed_type.value, "data_fingerprint": fingerprint,
+                        "overrides": job_info().overrides})
+    return model, loaders
 
 
 def _start_tracker(cfg: DictConfig, logger_cfg: LoggerConfig, job: JobInfo, run_dir: Path,
@@ -151,7 +165,7 @@ def _peak_memory_all_ranks(accelerator: Accelerator) -> float:
     return float(accelerator.gather(local).max())
 
 
-def _finish(trainer: Trainer, tracker: Any, results: dict[str, Any]) -> None:
+def _write_results(trainer: Trainer, tracker: Any, results: dict[str, Any]) -> None:
     if trainer.accelerator.is_main_process:
         write_metrics(trainer.run_dir / "metrics.json", results)
         tracker.log({f"final/test/{k}": v for k, v in scalar_metrics(results["test"]).items()},
@@ -160,8 +174,6 @@ def _finish(trainer: Trainer, tracker: Any, results: dict[str, Any]) -> None:
                              "trainable_parameters": results["parameters"]["trainable"],
                              "seconds": results["seconds"], "peak_memory_mb": results["peak_memory_mb"]})
         log.info("results written to %s", trainer.run_dir)
-    tracker.finish()
-    trainer.accelerator.end_training()
 
 
 def selection_value(results: dict[str, Any], cfg: DictConfig) -> float | None:

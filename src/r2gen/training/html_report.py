@@ -1,9 +1,10 @@
 """A static HTML page of a run's predictions: one self-contained file, no server needed.
 
-The page shows the run's metrics and config, then one row per study: image thumbnails (embedded as
-data URIs, each linking to its original file), the reference and generated reports with their
-word-level differences highlighted, sentence-level BLEU-4, the CheXpert labels of both reports and
-the study's CE F1. Rows sort by either score in the browser.
+The page shows the run's metrics and config, then one row per study. A row has the image
+thumbnails (embedded as data URIs, each linking to its original file) and the reference and
+generated reports with their word-level differences highlighted. It also has the sentence-level
+BLEU-4, the CheXpert labels of both reports and the study's CE F1. Rows sort by either score in
+the browser.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import difflib
 import html
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,12 @@ def label_chips(reference: ReportLabels, hypothesis: ReportLabels) -> str:
         ref_found, hyp_found = ref in (POSITIVE, UNCERTAIN), hyp in (POSITIVE, UNCERTAIN)
         if not (ref_found or hyp_found):
             continue
-        kind = "agree" if ref_found and hyp_found else ("missed" if ref_found else "extra")
+        if ref_found and hyp_found:
+            kind = "agree"
+        elif ref_found:
+            kind = "missed"
+        else:
+            kind = "extra"
         title = f"reference: {LABEL_NAMES[ref]}, generated: {LABEL_NAMES[hyp]}"
         chips.append(f'<span class="label {kind}" title="{title}">{html.escape(name)} '
                      f"{LABEL_SYMBOLS[ref]}/{LABEL_SYMBOLS[hyp]}</span>")
@@ -172,7 +179,12 @@ def write_report(run_dir: Path, output: Path | None = None, split: str = "test",
     title = f"r2gen results: {run_dir.name} ({split})"
     page = render_page(title, rows, read_metrics(run_dir / "metrics.json"), config_path.read_text(encoding="utf-8"),
                        notes, labels)
-    output = Path(output) if output else run_dir / ("report.html" if split == "test" else f"report_{split}.html")
-    write_text_atomic(output, page)
+    if output is None:
+        output = run_dir / ("report.html" if split == "test" else f"report_{split}.html")
+    write_text_atomic(Path(output), page)
+    # The atomic write creates the file as 0600; give it the mode a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    Path(output).chmod(0o666 & ~umask)
     log.info("wrote %s (%d studies, %d notes)", output, len(rows), len(notes))
     return output

@@ -1,7 +1,7 @@
 """Load a trained run or an exported model folder and generate reports for new studies.
 
-A run directory (written by ``r2gen.run``) holds ``config.yaml`` and ``checkpoints/best.safetensors``.
-An exported folder (written by ``r2gen.export``) holds ``config.yaml``, ``trainable.safetensors`` and
+A run directory (written by ``r2gen.run``) contains ``config.yaml`` and ``checkpoints/best.safetensors``.
+An exported folder (written by ``r2gen.export``) contains ``config.yaml``, ``trainable.safetensors`` and
 ``r2gen_model.json``. Either way the frozen encoder and LLM are rebuilt from the config
 (``encoder.path``, ``llm.path``) and only the trainable weights come from the checkpoint, loaded with
 strict key checks. Nothing here needs the training dataset.
@@ -9,6 +9,7 @@ strict key checks. Nothing here needs the training dataset.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -48,7 +49,7 @@ class ModelSourceError(ValueError):
 
 @dataclass
 class ModelSource:
-    """Where a model comes from: its folder, kind ("run" or "export"), config, checkpoint and manifest."""
+    """A loadable model: its folder, kind ("run" or "export"), config, checkpoint and export manifest."""
 
     path: Path
     kind: str
@@ -105,7 +106,7 @@ _ABSENT = object()
 
 def apply_config_overrides(config: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """Return ``config`` with ``key=value`` overrides of existing keys, e.g. ``llm.path=/models/llama``."""
-    config = config.copy()
+    config = copy.deepcopy(config)
     for item in overrides:
         key, separator, _ = item.partition("=")
         if not separator or OmegaConf.select(config, key, default=_ABSENT) is _ABSENT:
@@ -187,6 +188,7 @@ class ReportGenerator:
         views = [self.load_views(study) for study in studies]
         pixel_values = torch.cat(views).to(self.device)
         view_counts = torch.tensor([len(item) for item in views], dtype=torch.long, device=self.device)
+        # NOTE: tested on CPU only; CUDA placement and bf16 autocast have not been run on a GPU.
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             return self.model.generate(pixel_values, view_counts, settings)
 

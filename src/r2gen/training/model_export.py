@@ -9,13 +9,14 @@ The folder contains:
 
 The frozen pretrained encoder and LLM are not copied: the config refers to them by ``encoder.path``
 and ``llm.path``. With ``merge_lora`` the encoder's LoRA adapters are folded into its weights, the
-whole encoder is stored, and the exported config says ``tuning.encoder: full``, so the model loads
+whole encoder is stored, and the exported config sets ``tuning.encoder: full``. The model then loads
 without LoRA layers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -90,12 +91,25 @@ def export_model(run_dir: Path, output_dir: Path, checkpoint: Path | None = None
         write_text_atomic(staging / CONFIG_FILE, OmegaConf.to_yaml(config))
         save_trainable(model, staging / EXPORT_CHECKPOINT, {"source_checkpoint": str(source.checkpoint)})
         write_json_atomic(staging / EXPORT_MANIFEST, _manifest(source.path, source.checkpoint, model, merged))
+        _apply_umask(staging)
         replace_directory(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     log.info("exported %s to %s (%d LoRA layers merged)", source.path, output_dir, merged)
     return output_dir
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give the folder and its files the modes that mkdir and open would, so other users can read them.
+
+    mkdtemp and mkstemp (used for the atomic writes) create them as 0700 and 0600.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for path in folder.iterdir():
+        path.chmod(0o666 & ~umask)
 
 
 def _merge_encoder_lora(model: nn.Module, config: DictConfig) -> int:

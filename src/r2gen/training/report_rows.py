@@ -1,8 +1,8 @@
 """The per-study content of a run's results page: scores, CheXpert labels and image thumbnails.
 
-Per-study BLEU-4 comes straight from pycocoevalcap 1.2's ``BleuScorer``, whose ``compute_score``
-returns a sentence-level score per study beside the corpus score; ``r2gen.evaluation`` has no
-per-study BLEU function. As in ``r2gen.evaluation.nlg``, the strings are split on whitespace
+Per-study BLEU-4 comes straight from pycocoevalcap 1.2's ``BleuScorer``, because
+``r2gen.evaluation`` has no per-study BLEU function. Its ``compute_score`` returns a sentence-level
+score per study beside the corpus score. As in ``r2gen.evaluation.nlg``, the strings are split on whitespace
 without the PTB tokenizer, and the "closest" reference length is used. The mean of these
 sentence-level scores is not the corpus BLEU-4 of ``metrics.json``.
 """
@@ -92,8 +92,8 @@ def clinical_labels(references: Sequence[str], hypotheses: Sequence[str],
                     settings: EvaluationConfig) -> tuple[list[ReportLabels], list[ReportLabels], list[float]]:
     """Label both reports of every study; return both label lists and each study's CE F1 (14 observations).
 
-    The per-study F1 is the one ``r2gen.evaluation`` averages into ``ce_f1_example_14``, with the
-    run's uncertain policy; a study without a positive label in either report scores 0.
+    The per-study F1 is the one ``r2gen.evaluation`` averages into ``ce_f1_example_14``, under the
+    run's uncertain policy. A study without a positive label in either report scores 0.
     """
     labeler = build_labeler(settings)
     labels = labeler.label_reports(list(references) + list(hypotheses))

@@ -33,7 +33,7 @@ class NullTracker:
     def set_summary(self, values: dict[str, Any]) -> None:
         pass
 
-    def finish(self) -> None:
+    def finish(self, failed: bool = False) -> None:
         pass
 
 
@@ -57,6 +57,8 @@ class WandbTracker(NullTracker):
             config=run_config,
             dir=str(run_dir),
             name=Path(run_dir).name,
+            # Jobs of a Hydra sweep share one process; a run left open by a failed job must not be reused.
+            reinit="finish_previous",
         )
         log.info("W&B run %s (%s mode, group %s) in %s", self.run.id, config.mode, config.group, self.run.dir)
 
@@ -96,8 +98,8 @@ class WandbTracker(NullTracker):
         for key, value in values.items():
             self.run.summary[key] = value
 
-    def finish(self) -> None:
-        self.run.finish()
+    def finish(self, failed: bool = False) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
 
 
 def clean_tags(tags: list[str]) -> list[str]:
@@ -110,12 +112,17 @@ def clean_tags(tags: list[str]) -> list[str]:
     return cleaned
 
 
-def build_tracker(config: LoggerConfig, run_dir: Path, run_config: dict[str, Any], is_main: bool) -> NullTracker:
-    """Return the configured tracker on the main process and a ``NullTracker`` elsewhere."""
+def check_logger_config(config: LoggerConfig) -> None:
+    """Raise ValueError for an unknown ``logger.backend`` or ``logger.mode``."""
     if config.backend not in ("wandb", "none"):
         raise ValueError(f"unknown logger.backend {config.backend!r}; expected 'wandb' or 'none'")
     if config.mode not in ("offline", "online", "disabled"):
         raise ValueError(f"invalid logger.mode {config.mode!r}; expected 'offline', 'online' or 'disabled'")
+
+
+def build_tracker(config: LoggerConfig, run_dir: Path, run_config: dict[str, Any], is_main: bool) -> NullTracker:
+    """Return the configured tracker on the main process and a ``NullTracker`` elsewhere."""
+    check_logger_config(config)
     if not is_main or config.backend == "none":
         return NullTracker()
     return WandbTracker(config, run_dir, run_config)

@@ -7,13 +7,9 @@ FSDP or DeepSpeed). The distributed parts written here are the gathering of pred
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,36 +20,17 @@ from torch.utils.data import DataLoader
 
 from r2gen.models.r2gengpt import GenerationConfig
 from r2gen.training.artifacts import write_predictions
-from r2gen.training.checkpoint import load_trainable, save_trainable
 from r2gen.training.config import TrainerConfig
-from r2gen.training.distributed import (is_sharded, load_trainable_weights, replica_difference,
-                                        save_trainable_weights)
-from r2gen.training.io import replace_directory, write_json_atomic
+from r2gen.training.distributed import load_trainable_weights, replica_difference, save_trainable_weights
 from r2gen.training.optim import build_optimizer, build_scheduler
 from r2gen.training.predict import predict_loader, scoring_records, selection_score
+from r2gen.training.state import StateStore, TrainerState, hang_if_requested, without_rng_draw
 from r2gen.training.stats import Throughput, format_metrics, peak_memory_mb, scalar_metrics
 from r2gen.training.train_log import TrainLog
 
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[list[dict[str, str]]], dict[str, Any]]
-
-# Test hook: after this optimizer step the process logs, then sleeps until it is killed, so a test
-# can SIGKILL a real run at a known point between two saved states.
-HANG_AFTER_STEP_ENV = "R2GEN_TEST_HANG_AFTER_STEP"
-
-
-@dataclass
-class TrainerState:
-    """Progress that a resumed run continues from (stored as JSON beside the Accelerate state)."""
-
-    epoch: int = 0  # epochs fully completed
-    step: int = 0  # optimizer steps done
-    batches_in_epoch: int = 0  # batches of the current epoch already trained, on this rank
-    best_score: float | None = None
-    best_epoch: int | None = None
-    skipped_steps: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -74,7 +51,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.accelerator = accelerator
         self.tracker = tracker
-        self.state = TrainerState()
+        self.state = TrainerState(world_size=accelerator.num_processes)
         self.train_log = TrainLog(self.run_dir, accelerator.is_main_process)
 
         if "train" in loaders:
@@ -83,10 +60,7 @@ class Trainer:
             self.model = accelerator.prepare_model(model, evaluation_mode=True)
         self.eval_loaders = {split: accelerator.prepare_data_loader(loader)
                              for split, loader in loaders.items() if split != "train"}
-        if not is_sharded(accelerator):
-            # FSDP and DeepSpeed save their sharded model themselves; these hooks only apply to replicas.
-            accelerator.register_save_state_pre_hook(self._save_trainable_only)
-            accelerator.register_load_state_pre_hook(self._load_trainable_only)
+        self.store = StateStore(accelerator, self.run_dir, lambda: self.unwrapped)
 
     def _prepare_training(self, model: torch.nn.Module, train_loader: DataLoader) -> None:
         optimizer = build_optimizer(model, self.config)
@@ -103,47 +77,16 @@ class Trainer:
     def unwrapped(self) -> torch.nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
-    def _save_trainable_only(self, models: list, weights: list, output_dir: str) -> None:
-        # Accelerate would save the full model (a 7B LLM included); keep only what trains.
-        weights.clear()
-        if self.accelerator.is_main_process:
-            save_trainable(self.unwrapped, Path(output_dir) / "trainable.safetensors")
-
-    def _load_trainable_only(self, models: list, input_dir: str) -> None:
-        models.clear()
-        load_trainable(self.unwrapped, Path(input_dir) / "trainable.safetensors")
-
-    @property
-    def state_dir(self) -> Path:
-        return self.run_dir / "checkpoints" / "last"
-
     def save_state(self) -> None:
-        """Save weights, optimizer, scheduler, sampler and RNG states so that ``resume`` continues here.
-
-        Everything goes to a temporary folder first, which then replaces ``last`` in one rename, so a
-        run killed while saving still has its previous complete state.
-        """
-        tmp_dir = self.state_dir.with_name("last.tmp")
-        self.accelerator.save_state(str(tmp_dir))
-        if self.accelerator.is_main_process:
-            write_json_atomic(tmp_dir / "trainer_state.json", self.state.__dict__)
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            replace_directory(tmp_dir, self.state_dir)
-        self.accelerator.wait_for_everyone()
-        log.info("saved resumable state at step %d to %s", self.state.step, self.state_dir)
+        """Save weights, optimizer, scheduler, sampler and RNG states so that ``resume`` continues here."""
+        self.store.save(self.state)
 
     def resume(self) -> bool:
         """Load the last saved state if there is one; return whether training resumes."""
-        state_file = self.state_dir / "trainer_state.json"
-        if not state_file.is_file():
-            log.warning("resume=true but %s does not exist; starting from scratch", state_file)
-            return False
-        self.accelerator.load_state(str(self.state_dir))
-        self.state = TrainerState(**json.loads(state_file.read_text()))
-        log.info("resumed from %s: epoch %d, step %d, best score %s",
-                 self.state_dir, self.state.epoch, self.state.step, self.state.best_score)
-        return True
+        state = self.store.load()
+        if state is not None:
+            self.state = state
+        return state is not None
 
     # ----- training ------------------------------------------------------------------------------
     def _check_finite(self, loss: torch.Tensor, batch: dict[str, Any]) -> bool:
@@ -191,7 +134,7 @@ class Trainer:
         self.train_loader.set_epoch(self.state.epoch)
         loader = self.train_loader
         if self.state.batches_in_epoch:
-            loader = self.accelerator.skip_first_batches(loader, self.state.batches_in_epoch)
+            loader = without_rng_draw(self.accelerator.skip_first_batches(loader, self.state.batches_in_epoch))
         epoch_losses: list[float] = []
         pending: list[float] = []  # micro-batch losses of the current optimizer step
         local = torch.zeros(2, dtype=torch.float64)  # samples and target tokens since the last step
@@ -214,7 +157,7 @@ class Trainer:
             pending, local = [], torch.zeros(2, dtype=torch.float64)
             if self.config.save_every_steps and self.state.step % self.config.save_every_steps == 0:
                 self.save_state()
-            self._hang_if_requested()
+            hang_if_requested(self.state.step)
             if self._done():
                 break
         return {"train_loss": sum(epoch_losses) / max(1, len(epoch_losses)),
@@ -244,15 +187,6 @@ class Trainer:
                  self.state.epoch + 1, self.state.step, loss, lr, "-" if grad_norm is None else f"{grad_norm:.3f}",
                  rates["samples_per_s"], rates["tokens_per_s"])
         self.tracker.log(metrics, step=self.state.step)
-
-    def _hang_if_requested(self) -> None:
-        target = os.environ.get(HANG_AFTER_STEP_ENV)
-        if target is None or self.state.step != int(target):
-            return
-        log.warning("%s=%s: step %d is done; sleeping until this process is killed",
-                    HANG_AFTER_STEP_ENV, target, self.state.step)
-        while True:
-            time.sleep(1)
 
     # ----- evaluation ----------------------------------------------------------------------------
     def evaluate(self, split: str, tag: str) -> dict[str, Any]:
@@ -338,4 +272,4 @@ class Trainer:
         return self.evaluate("test", "test")
 
 
-__all__ = ["Trainer", "TrainerState", "NonFiniteLossError", "ReplicaMismatchError", "HANG_AFTER_STEP_ENV"]
+__all__ = ["Trainer", "TrainerState", "NonFiniteLossError", "ReplicaMismatchError"]
