@@ -1,197 +1,219 @@
-"""Measure R2GenGPT training throughput on CPU at the fixed benchmark shapes, with real covid_cxr data.
+"""Measure R2GenGPT training throughput on CPU at the fixed benchmark configuration (see bench_model.py).
 
-    python benchmarks/bench_train.py --setting shallow --steps 30 --warmup 5
+    python benchmarks/bench_train.py --setting shallow --variant optimized --steps 30 --warmup 5
 
-Configuration (the same work as the R2GenGPT comparison numbers in docs/benchmarks.md):
-- encoder: Hugging Face Swin with the Swin-Tiny shape (embed 96, depths 2/2/6/2, heads 3/6/12/24,
-  window 7, 224 px), random weights from ``--seed``;
-- LLM: ``LlamaForCausalLM`` with the SmolLM2-135M shape (hidden 576, 30 layers, 9 heads, 3 key/value
-  heads, intermediate 1536, tied embeddings, rope_theta 100000) and a 32000-token vocabulary;
-- tokenizer: BPE trained here on the covid_cxr and IU X-ray report texts, with Llama-2's ids
-  (unk 0, bos 1, eos 2, no pad token);
-- data: covid_cxr train split through the project's ReportDataset, ReportCollator and DataLoader,
-  batch 4, at most 60 target tokens; fp32 and 2 torch threads unless the options say otherwise.
+A step is what the trainer does per batch: fetch the batch from the project's DataLoader (collator
+tokenization included), ``R2GenGPT.forward``, backward, gradient clipping at norm 1.0 and an AdamW
+step built by ``build_optimizer``. fp32 and 2 torch threads unless the options say otherwise.
 
-A step is what the trainer does per batch: fetch the batch, ``R2GenGPT.forward``, backward, gradient
-clipping at norm 1.0 and an AdamW step built by ``build_optimizer``. ``--variant reference`` runs the
-same model with R2GenGPT's original work pattern instead (targets padded to 60 tokens, logits at every
-position, eager attention, the encoder every step). ``--variant ab`` alternates the two step by step
-in one process, so machine load affects both alike, and prints their ratio.
+Variants:
+- ``optimized``: r2gen's path with the options given (in shallow the encoder feature cache is filled
+  once before timing, as the first epoch of a run fills it, and its fill time is printed).
+- ``reference``: R2GenGPT's original work pattern on the same model shapes, always fp32: targets
+  padded to ``--max-target-tokens``, logits and loss at every position, eager attention, the encoder
+  run every step.
+- ``ab``: both, each with its own model built from the same seed, alternating step by step on the
+  same batches, so machine load affects both alike; prints the speed-up and the loss difference.
+Peak RSS is the whole process, so measure it with a single-variant run.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
-import platform
-import resource
-import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import transformers
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from torch.utils.data import DataLoader
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, SwinConfig, SwinModel
 
-from r2gen.data.annotation import load_annotation
-from r2gen.data.cache import DecodedImageCache
-from r2gen.data.cleaning import clean_report
-from r2gen.data.collate import ReportCollator
-from r2gen.data.dataset import ReportDataset, build_image_transform, transform_fingerprint
-from r2gen.data.manifest import dataset_fingerprint
-from r2gen.models.aligner import MLPAligner
-from r2gen.models.encoders import SwinEncoder
-from r2gen.models.r2gengpt import PromptConfig, R2GenGPT, fuse_views
-from r2gen.models.tuning import TuningConfig, apply_tuning, frozen_modules
+import bench_model as bench
+from r2gen.models.r2gengpt import R2GenGPT, fuse_views
 from r2gen.training.config import TrainerConfig
+from r2gen.training.io import write_json_atomic
 from r2gen.training.optim import build_optimizer
 
 logger = logging.getLogger(__name__)
 
-VOCAB_SIZE = 32000
-SETTINGS = {
-    "shallow": TuningConfig(encoder="frozen"),
-    "lora": TuningConfig(encoder="lora"),
-    "deep": TuningConfig(encoder="full"),
-}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
+@dataclass
+class Runner:
+    """One variant: its model, optimizer and precision, and what its timed steps recorded."""
 
-def default_data_root() -> Path:
-    return Path(os.environ.get("R2GEN_DATA_ROOT", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def build_tokenizer(data_root: Path) -> PreTrainedTokenizerFast:
-    """Train a BPE tokenizer on the covid_cxr and IU X-ray report texts with Llama-2's special-token ids.
-
-    The corpus is too small to fill 32000 entries, so the trained vocabulary is smaller; the LLM's
-    embedding and LM head still have ``VOCAB_SIZE`` rows, which is what sets their cost.
-    """
-    texts = [clean_report(study.report, "mimic_cxr")
-             for split in load_annotation(data_root / "covid_cxr_notes" / "annotation.json").values()
-             for study in split]
-    iu_path = data_root / "iu_xray" / "extras" / "annotation_r2gen_full_reports_only.json"
-    if iu_path.is_file():
-        texts += [clean_report(study.report, "iu_xray") for split in load_annotation(iu_path).values()
-                  for study in split]
-    prompt = PromptConfig()
-    texts.append(prompt.template.format(instruction=prompt.instruction).replace(prompt.placeholder, ""))
-
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation(behavior="isolated")])
-    backend.decoder = decoders.Metaspace()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=["<unk>", "<s>", "</s>"])
-    backend.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>",
-                                        eos_token="</s>")
-    ids = (tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
-    if ids != (0, 1, 2):
-        raise RuntimeError(f"trained tokenizer has unk/bos/eos ids {ids}, expected (0, 1, 2)")
-    return tokenizer
-
-
-def build_swin_tiny(seed: int) -> SwinEncoder:
-    """Build a Hugging Face Swin with the Swin-Tiny shape and random weights (49 tokens of width 768)."""
-    config = SwinConfig(image_size=224, patch_size=4, embed_dim=96, depths=[2, 2, 6, 2],
-                        num_heads=[3, 6, 12, 24], window_size=7)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        backbone = SwinModel(config, add_pooling_layer=False)
-    return SwinEncoder(backbone)
-
-
-def build_llm(seed: int, dtype: torch.dtype = torch.float32) -> LlamaForCausalLM:
-    """Build a ``LlamaForCausalLM`` with the SmolLM2-135M shape, a 32000-token vocabulary and random weights."""
-    config = LlamaConfig(vocab_size=VOCAB_SIZE, hidden_size=576, num_hidden_layers=30, num_attention_heads=9,
-                         num_key_value_heads=3, intermediate_size=1536, tie_word_embeddings=True,
-                         rope_theta=100000.0, rms_norm_eps=1e-5, max_position_embeddings=8192,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=None)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        llm = LlamaForCausalLM(config)
-    return llm.to(dtype).eval()
-
-
-def build_model(setting: str, tokenizer: Any, seed: int, llm_dtype: torch.dtype = torch.float32) -> R2GenGPT:
-    """Assemble Swin-Tiny, a linear aligner and the LLM, then apply the tuning ``setting`` as the runner does."""
-    encoder = build_swin_tiny(seed)
-    llm = build_llm(seed + 1, llm_dtype)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 2)
-        aligner = MLPAligner(encoder.num_features, llm.config.hidden_size)
-    model = R2GenGPT(encoder, aligner, llm, tokenizer)
-    apply_tuning(model, SETTINGS[setting])
-    model.frozen_modules = frozen_modules(model)
-    return model
-
-
-def build_loader(data_root: Path, split: str, tokenizer: Any, batch_size: int, max_target_tokens: int,
-                 image_cache: bool, seed: int, with_targets: bool = True) -> DataLoader:
-    """DataLoader over one covid_cxr split, as ``r2gen.training.build.build_loaders`` makes it.
-
-    ``drop_last`` keeps every timed batch at ``batch_size``; the runner keeps the short last batch.
-    """
-    root = data_root / "covid_cxr_notes"
-    if not (root / "annotation.json").is_file():
-        raise FileNotFoundError(f"covid_cxr not found at {root}: set R2GEN_DATA_ROOT or pass --data-root")
-    studies = load_annotation(root / "annotation.json", splits=[split])[split]
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    transform = build_image_transform(224, mean, std)
-    cache = None
-    if image_cache:
-        cache = DecodedImageCache.open_or_build(
-            root / "images", [path for study in studies for path in study.image_paths], transform,
-            dataset_fingerprint(root / "annotation.json"), transform_fingerprint(224, mean, std))
-    clean = functools.partial(clean_report, rules="mimic_cxr")
-    dataset = ReportDataset(studies, root / "images", transform, clean, image_cache=cache)
-    collator = ReportCollator(tokenizer, max_target_tokens, with_targets=with_targets)
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=with_targets, drop_last=True,
-                      collate_fn=collator, generator=generator)
-
-
-def endless(loader: DataLoader):
-    while True:
-        yield from loader
+    variant: str
+    model: R2GenGPT
+    optimizer: torch.optim.Optimizer
+    precision: str
+    seconds: list[float] = field(default_factory=list)
+    samples: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
 
 
 def reference_loss(model: R2GenGPT, batch: dict[str, Any], max_target_tokens: int) -> torch.Tensor:
-    """Loss with R2GenGPT's original work pattern: fixed-length targets, full logits, eager attention."""
+    """Loss with R2GenGPT's original work pattern: fixed-length targets, full logits, encoder every step."""
     target_ids, target_mask = batch["target_ids"], batch["target_mask"]
     pad = max_target_tokens - target_ids.shape[1]
     target_ids = F.pad(target_ids, (0, pad), value=0)
     target_mask = F.pad(target_mask, (0, pad), value=0)
     tokens = model.encoder(batch["pixel_values"])  # bypasses the feature cache on purpose
-    prompt = model.build_prompt_embeddings(model.aligner(fuse_views(tokens, batch["view_counts"], model.view_fusion)))
+    visual = model.aligner(fuse_views(tokens, batch["view_counts"], model.view_fusion))
+    prompt = model.build_prompt_embeddings(visual)
     inputs = torch.cat([prompt, model.llm.get_input_embeddings()(target_ids).to(prompt.dtype)], dim=1)
     mask = torch.cat([target_mask.new_ones(prompt.shape[:2]), target_mask], dim=1)
-    labels = model.build_labels(target_ids, target_mask)
-    implementation = model.llm.config._attn_implementation
-    model.llm.config._attn_implementation = "eager"
-    try:
-        return model.llm(inputs_embeds=inputs, attention_mask=mask, labels=labels).loss
-    finally:
-        model.llm.config._attn_implementation = implementation
+    return model.llm(inputs_embeds=inputs, attention_mask=mask, labels=model.build_labels(target_ids, target_mask)).loss
 
 
-def train_step(model: R2GenGPT, optimizer: torch.optim.Optimizer, batch: dict[str, Any], variant: str,
-               max_target_tokens: int, precision: str) -> float:
+def compute_loss(runner: Runner, batch: dict[str, Any], max_target_tokens: int) -> torch.Tensor:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=runner.precision == "bf16"):
+        if runner.variant == "reference":
+            return reference_loss(runner.model, batch, max_target_tokens)
+        return runner.model(batch["pixel_values"], batch["view_counts"], batch["target_ids"], batch["target_mask"])
+
+
+def train_step(runner: Runner, batch: dict[str, Any], max_target_tokens: int) -> float:
     """Run forward, backward, clipping at norm 1.0 and the optimizer step; return the loss."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        if variant == "reference":
-            loss = reference_loss(model, batch, max_target_tokens)
-        else:
-            loss = model(batch["pixel_values"], batch["view_counts"], batch["target_ids"], batch["target_mask"])
+    loss = compute_loss(runner, batch, max_target_tokens)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    torch.nn.utils.clip_grad_norm_([p for p in runner.model.parameters() if p.requires_grad], 1.0)
+    runner.optimizer.step()
+    runner.optimizer.zero_grad(set_to_none=True)
     return loss.item()
+
+
+def build_runner(variant: str, args: argparse.Namespace, tokenizer: Any) -> Runner:
+    if variant == "reference":
+        model = bench.build_model(args.setting, tokenizer, args.seed, torch.float32, attention="eager")
+        precision = "fp32"
+    else:
+        model = bench.build_model(args.setting, tokenizer, args.seed, bench.DTYPES[args.llm_dtype], args.attention)
+        precision = args.precision
+    model.train()
+    return Runner(variant, model, build_optimizer(model, TrainerConfig(lr=1e-4)), precision)
+
+
+def fill_feature_cache(model: R2GenGPT, loader: torch.utils.data.DataLoader) -> float:
+    """Encode every training image once, as the first epoch of a run does; return the seconds taken."""
+    started = time.perf_counter()
+    with torch.no_grad():
+        for batch in loader:
+            model.encode_images(batch["pixel_values"], batch["view_counts"])
+    return time.perf_counter() - started
+
+
+def run_steps(runners: list[Runner], loader: torch.utils.data.DataLoader, args: argparse.Namespace) -> None:
+    """Time ``args.steps`` steps per runner after ``args.warmup`` untimed ones; every runner gets the same batch."""
+    batches = bench.endless(loader)
+    for step in range(args.warmup + args.steps):
+        fetch_started = time.perf_counter()
+        batch = next(batches)
+        fetch_seconds = time.perf_counter() - fetch_started
+        for runner in runners:
+            started = time.perf_counter()
+            loss = train_step(runner, batch, args.max_target_tokens)
+            # Every runner is charged the batch fetch, as a training loop pays it once per step.
+            elapsed = time.perf_counter() - started + fetch_seconds
+            if step < args.warmup:
+                continue
+            runner.seconds.append(elapsed)
+            runner.samples.append(len(batch["ids"]))
+            runner.tokens.append(int(batch["target_mask"].sum()))
+            runner.loads.append(os.getloadavg()[0])
+            runner.losses.append(loss)
+        logger.info("step %d done: %s", step, {r.variant: r.seconds[-1] if r.seconds else None for r in runners})
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--setting", choices=sorted(bench.SETTINGS), default="shallow",
+                        help="shallow (encoder frozen), lora (LoRA on the encoder) or deep (encoder trained)")
+    parser.add_argument("--variant", choices=["optimized", "reference", "ab"], default="optimized",
+                        help="which path to time (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per variant (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: %(default)s)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="optimized variant: bf16 runs the forward under CPU autocast, as trainer.precision=bf16")
+    parser.add_argument("--llm-dtype", choices=sorted(bench.DTYPES), default="float32",
+                        help="optimized variant: storage dtype of the frozen LLM; bfloat16 needs --precision bf16")
+    parser.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa",
+                        help="optimized variant: LLM attention implementation (default: %(default)s)")
+    parser.add_argument("--no-feature-cache", action="store_true", help="optimized shallow: encode images every step")
+    parser.add_argument("--image-cache", action="store_true",
+                        help="read decoded images from the project's image cache instead of decoding every step")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=4, help="studies per batch (default: %(default)s)")
+    parser.add_argument("--max-target-tokens", type=int, default=60, help="target length cap (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and the shuffle")
+    parser.add_argument("--data-root", type=Path, default=bench.default_data_root(),
+                        help="folder with covid_cxr_notes/ and iu_xray/ (default: $R2GEN_DATA_ROOT or ../shared/data)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--verbose", action="store_true", help="log every step")
+    args = parser.parse_args()
+    if args.llm_dtype == "bfloat16" and args.precision != "bf16":
+        parser.error("--llm-dtype bfloat16 needs --precision bf16, because fp32 inputs cannot meet bf16 weights")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    load_start = os.getloadavg()
+    rss_after_imports = bench.current_rss_gb()
+
+    tokenizer = bench.build_tokenizer(args.data_root)
+    variants = ["reference", "optimized"] if args.variant == "ab" else [args.variant]
+    runners = [build_runner(variant, args, tokenizer) for variant in variants]
+    loader = bench.build_loader(args.data_root, "train", tokenizer, args.batch_size, args.max_target_tokens,
+                                args.image_cache, args.seed)
+    optimized = next((runner for runner in runners if runner.variant == "optimized"), None)
+    fill_seconds = None
+    if optimized is not None and args.setting == "shallow" and not args.no_feature_cache:
+        optimized.model.enable_feature_cache()
+        fill_seconds = fill_feature_cache(optimized.model, loader)
+    run_steps(runners, loader, args)
+
+    machine = bench.machine_description(args.threads)
+    print(f"machine: {json.dumps(machine)}")
+    print(f"load average (1/5/15 min) at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    print(f"training, setting {args.setting}: batch {args.batch_size}, max target tokens {args.max_target_tokens}, "
+          f"optimized = precision {args.precision}, LLM weights {args.llm_dtype}, attention {args.attention}, "
+          f"feature cache {optimized is not None and fill_seconds is not None}; image cache {args.image_cache}; "
+          f"{len(loader)} batches per epoch")
+    print(bench.describe_prompt(runners[0].model, tokenizer))
+    results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine}
+    for runner in runners:
+        samples = bench.summarize(runner.seconds, runner.samples, runner.loads)
+        tokens = bench.summarize(runner.seconds, runner.tokens, runner.loads)
+        print(bench.format_result(f"{runner.variant} training", "samples", samples))
+        print(f"  {tokens['rate_median']:.1f} target tokens/s at the median step; loss {runner.losses[0]:.4f} "
+              f"at the first timed step, {runner.losses[-1]:.4f} at the last")
+        results[runner.variant] = {"samples": samples, "tokens": tokens, "losses": runner.losses}
+    if fill_seconds is not None:
+        per_batch = fill_seconds / len(loader)
+        print(f"feature cache: {len(optimized.model.feature_cache)} images encoded in {fill_seconds:.2f} s "
+              f"({per_batch:.3f} s per batch, paid once, in the first epoch)")
+        results["feature_cache_fill_s"] = fill_seconds
+    if args.variant == "ab":
+        reference, fast = runners
+        print(bench.speedup_line(reference.seconds, fast.seconds))
+        difference = max(abs(a - b) for a, b in zip(reference.losses, fast.losses))
+        print(f"largest loss difference between the variants over {len(fast.losses)} identical steps: {difference:.2e}")
+        results["max_loss_difference"] = difference
+    results["peak_rss_gb"] = bench.peak_rss_gb()
+    results["rss_after_imports_gb"] = rss_after_imports
+    print(f"peak RSS of this process: {results['peak_rss_gb']:.2f} GB ({rss_after_imports:.2f} GB of it "
+          f"after imports alone); load average at end: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        write_json_atomic(args.json, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,8 @@ from r2gen.training.config import DataConfig
 # Tiny random Swin from the `encoder=tiny` config: 64 px input, fast on CPU.
 TINY_ENCODER = OmegaConf.create({"_target_": "r2gen.models.tiny.tiny_swin_encoder", "image_size": 64, "seed": 0})
 NLG_ONLY = EvaluationConfig(clinical=False, bootstrap_samples=0)
+# Diagnostics only: no METEOR JVM to start, for tests about which reports the systems pick.
+DIAGNOSTICS_ONLY = EvaluationConfig(nlg=False, clinical=False, bootstrap_samples=0)
 
 # Studies as (id, report, [image files relative to the shared data root]).
 Entry = tuple[str, str, list[str]]

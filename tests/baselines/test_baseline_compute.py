@@ -8,8 +8,8 @@ import logging
 import pytest
 
 import r2gen.training.baselines as baselines
-from baseline_helpers import NLG_ONLY, TINY_ENCODER, covid_images, data_config, write_tree
-from r2gen.evaluation import EvaluationConfig, compute_nlg_metrics
+from baseline_helpers import DIAGNOSTICS_ONLY, NLG_ONLY, TINY_ENCODER, covid_images, data_config, write_tree
+from r2gen.evaluation import EvaluationConfig, NLGScorer
 from r2gen.training.baselines import BaselineDataError, BaselineSettings, cached_baselines, compute_baselines
 
 IU = "iu_xray/images"
@@ -34,31 +34,50 @@ def iu_tree(tmp_path, data_root):
 
 def test_iu_tree_nearest_neighbour_uses_fused_views(iu_tree):
     data = data_config(iu_tree)
-    mean = compute_baselines(data, TINY_ENCODER, NLG_ONLY, BaselineSettings(view_fusion="mean"))
+    mean = compute_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings(view_fusion="mean"))
     assert mean["systems"]["nearest_neighbour"]["hypotheses"] == ["the lungs are clear . no effusion ."]
     # With the first view only, 'same first' and 'pair' tie at similarity 1; the earlier one wins.
-    first = compute_baselines(data, TINY_ENCODER, NLG_ONLY, BaselineSettings(view_fusion="first"))
+    first = compute_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings(view_fusion="first"))
     assert first["systems"]["nearest_neighbour"]["hypotheses"] == ["heart size normal . left effusion ."]
 
 
-def test_iu_tree_scores_match_direct_metrics(iu_tree):
-    document = compute_baselines(data_config(iu_tree), TINY_ENCODER, NLG_ONLY, BaselineSettings())
+def test_iu_tree_picks_and_diagnostics(iu_tree):
+    document = compute_baselines(data_config(iu_tree), TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings())
     assert document["ids"] == ["CXR1005_IM-0006"]
     assert document["references"] == ["the lungs are clear bilaterally . no effusion ."]
     assert document["training_reports"] == 4
     assert document["systems"]["most_frequent"]["hypotheses"] == ["small right pneumothorax ."]
+    assert document["systems"]["random"]["hypotheses"][0] in {"heart size normal . left effusion .",
+                                                              "the lungs are clear . no effusion .",
+                                                              "small right pneumothorax ."}
     for name, entry in document["systems"].items():
-        expected = compute_nlg_metrics({"CXR1005_IM-0006": document["references"][0]},
-                                       {"CXR1005_IM-0006": entry["hypotheses"][0]})
-        for key in ("BLEU_1", "BLEU_4", "ROUGE_L", "CIDEr"):
-            assert entry["metrics"][key] == pytest.approx(expected[key]), (name, key)
         diagnostics = entry["metrics"]["diagnostics"]
         assert diagnostics["training_copy_rate"] == 1.0, name
         assert diagnostics["empty_generation_rate"] == 0.0, name
+        assert diagnostics["mean_reference_words"] == 7, name
+
+
+def test_scores_match_direct_metrics(tmp_path, data_root):
+    """Scores come from score_reports with the given config; compare with r2gen's pycocoevalcap scorer."""
+    splits = {"train": [(f"tr{i}", report, [IU_FRONTAL]) for i, report in enumerate(
+                  ["No effusion. Clear lungs.", "Small left effusion.", "Heart size is normal.", "Clear lungs."])],
+              "test": [("t0", "Clear lungs. No effusion.", [IU_FRONTAL]), ("t1", "Left effusion.", [IU_LATERAL]),
+                       ("t2", "Normal heart size. Clear lungs.", [IU_OTHER_FRONTAL])]}
+    root = write_tree(tmp_path / "three", data_root, splits)
+    settings = BaselineSettings(systems=["random"], seed=5)
+    document = compute_baselines(data_config(root), TINY_ENCODER, NLG_ONLY, settings)
+    hypotheses = document["systems"]["random"]["hypotheses"]
+    with NLGScorer(document["references"], hypotheses, meteor=False) as scorer:
+        expected = scorer.score()
+    metrics = document["systems"]["random"]["metrics"]
+    for key in ("BLEU_1", "BLEU_2", "BLEU_4", "ROUGE_L", "CIDEr"):
+        assert metrics[key] == pytest.approx(expected[key]), key
+    assert metrics["BLEU_1"] > 0
+    assert 0 < metrics["METEOR"] <= 1  # the JVM ran; a missing Java would give None
 
 
 def test_val_split_can_be_scored(iu_tree):
-    document = compute_baselines(data_config(iu_tree), TINY_ENCODER, NLG_ONLY, BaselineSettings(split="val"))
+    document = compute_baselines(data_config(iu_tree), TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings(split="val"))
     assert document["split"] == "val"
     assert document["ids"] == ["v"]
 
@@ -73,12 +92,12 @@ def test_train_without_images_allows_text_baselines(tmp_path, data_root):
     (root / "annotation.json").write_text(json.dumps(annotation))
 
     text_only = BaselineSettings(systems=["most_frequent", "random"])
-    document = compute_baselines(data_config(root), TINY_ENCODER, NLG_ONLY, text_only)
+    document = compute_baselines(data_config(root), TINY_ENCODER, DIAGNOSTICS_ONLY, text_only)
     assert sorted(document["systems"]) == ["most_frequent", "random"]
     assert document["systems"]["most_frequent"]["hypotheses"] == ["no effusion ."]
 
     with pytest.raises(BaselineDataError) as error:
-        compute_baselines(data_config(root), TINY_ENCODER, NLG_ONLY, BaselineSettings())
+        compute_baselines(data_config(root), TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings())
     assert "a/0.png" in str(error.value)
     assert "systems=[most_frequent,random]" in str(error.value)
 
@@ -86,7 +105,7 @@ def test_train_without_images_allows_text_baselines(tmp_path, data_root):
 def test_real_iu_annotation_fails_naming_train(data_root):
     data = data_config(data_root / "iu_xray", name="iu_xray")
     with pytest.raises(BaselineDataError) as error:
-        compute_baselines(data, TINY_ENCODER, NLG_ONLY, BaselineSettings())
+        compute_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings())
     message = str(error.value)
     assert "['train']" in message and "have no studies" in message
     assert "python -m r2gen.data.prepare iu_xray" in message
@@ -94,7 +113,7 @@ def test_real_iu_annotation_fails_naming_train(data_root):
 
 def test_missing_annotation_names_path(tmp_path):
     with pytest.raises(BaselineDataError, match="annotation.json .* not found"):
-        compute_baselines(data_config(tmp_path), TINY_ENCODER, NLG_ONLY, BaselineSettings())
+        compute_baselines(data_config(tmp_path), TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings())
 
 
 def test_report_empty_after_cleaning_is_named(tmp_path, data_root):
@@ -102,7 +121,7 @@ def test_report_empty_after_cleaning_is_named(tmp_path, data_root):
         "train": [("a", "No effusion.", [IU_FRONTAL]), ("bad", "???", [IU_FRONTAL])],
         "test": [("t", "Clear.", [IU_FRONTAL])]})
     with pytest.raises(BaselineDataError, match="'bad'"):
-        compute_baselines(data_config(root), TINY_ENCODER, NLG_ONLY, BaselineSettings(systems=["random"]))
+        compute_baselines(data_config(root), TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings(systems=["random"]))
 
 
 def test_mimic_like_tree(tmp_path, data_root):
@@ -115,7 +134,7 @@ def test_mimic_like_tree(tmp_path, data_root):
               "test": [("p12/p1200/s70", "No pneumothorax. Lungs clear.", [jpegs[0], jpegs[4]])]}
     write_tree(root, data_root, splits)
     document = compute_baselines(data_config(root, name="mimic_cxr", cleaning="mimic_cxr"), TINY_ENCODER,
-                                 NLG_ONLY, BaselineSettings())
+                                 DIAGNOSTICS_ONLY, BaselineSettings())
     assert document["ids"] == ["p12/p1200/s70"]
     assert document["systems"]["most_frequent"]["hypotheses"] == ["lungs are clear . no pneumothorax ."]
     assert document["systems"]["nearest_neighbour"]["hypotheses"][0] in {"lungs are clear . no pneumothorax .",
@@ -124,26 +143,26 @@ def test_mimic_like_tree(tmp_path, data_root):
 
 def test_cache_hit_miss_and_corruption(iu_tree, baseline_cache, monkeypatch, caplog):
     data, settings = data_config(iu_tree), BaselineSettings(systems=["most_frequent", "random"])
-    first = cached_baselines(data, TINY_ENCODER, NLG_ONLY, settings)
+    first = cached_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, settings)
     cached = list((baseline_cache / "baselines").glob("tiny-test-*.json"))
     assert [str(path) for path in cached] == [first["cache_path"]]
 
     def fail(*args, **kwargs):
         raise AssertionError("recomputed although the cache has the result")
 
-    monkeypatch.setattr(baselines, "compute_baselines", fail)
-    again = cached_baselines(data, TINY_ENCODER, NLG_ONLY, settings)
+    with monkeypatch.context() as patch:
+        patch.setattr(baselines, "compute_baselines", fail)
+        again = cached_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, settings)
     assert again["systems"] == first["systems"]
-    monkeypatch.undo()
 
     # A different seed, evaluation config or annotation is a different key.
-    cached_baselines(data, TINY_ENCODER, NLG_ONLY, BaselineSettings(systems=["most_frequent", "random"], seed=1))
-    cached_baselines(data, TINY_ENCODER, EvaluationConfig(clinical=False, bootstrap_samples=5), settings)
+    cached_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings(systems=["most_frequent", "random"], seed=1))
+    cached_baselines(data, TINY_ENCODER, EvaluationConfig(nlg=False, clinical=False, bootstrap_samples=5), settings)
     assert len(list((baseline_cache / "baselines").glob("*.json"))) == 3
 
     cached[0].write_text("{not json")
     with caplog.at_level(logging.WARNING):
-        recomputed = cached_baselines(data, TINY_ENCODER, NLG_ONLY, settings)
+        recomputed = cached_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, settings)
     assert "unreadable baseline cache" in caplog.text
     assert recomputed["systems"] == first["systems"]
     assert json.loads(cached[0].read_text())["key"] == first["key"]
@@ -151,11 +170,11 @@ def test_cache_hit_miss_and_corruption(iu_tree, baseline_cache, monkeypatch, cap
 
 def test_cache_key_follows_annotation(iu_tree):
     settings = BaselineSettings(systems=["most_frequent"])
-    before = cached_baselines(data_config(iu_tree), TINY_ENCODER, NLG_ONLY, settings)
+    before = cached_baselines(data_config(iu_tree), TINY_ENCODER, DIAGNOSTICS_ONLY, settings)
     annotation = json.loads((iu_tree / "annotation.json").read_text())
     annotation["train"][0]["report"] = "Small right pneumothorax."
     annotation["train"][1]["report"] = "Small right pneumothorax."
     (iu_tree / "annotation.json").write_text(json.dumps(annotation))
-    after = cached_baselines(data_config(iu_tree), TINY_ENCODER, NLG_ONLY, settings)
+    after = cached_baselines(data_config(iu_tree), TINY_ENCODER, DIAGNOSTICS_ONLY, settings)
     assert after["key"]["fingerprint"] != before["key"]["fingerprint"]
     assert after["cache_path"] != before["cache_path"]

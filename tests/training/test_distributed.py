@@ -85,3 +85,16 @@ def test_two_processes_score_like_one(ddp_run: Path, odd_covid: Path, data_root:
     assert {"BLEU_4", "METEOR", "ROUGE_L", "CIDEr"} <= set(scalar_keys)
     for key in scalar_keys:
         assert double["test"][key] == single["test"][key], key
+
+
+def test_fsdp_config_starts_on_cpu(data_root: Path, small_covid: Path, tmp_path: Path):
+    """FSDP needs GPUs: on CPU the runner still starts with fsdp.yaml, warns, and trains as DDP."""
+    result = run_r2gen(TINY + [f"data.root={small_covid}", "trainer.batch_size=2", "trainer.max_steps=1",
+                               "trainer.eval_batch_size=3", f"hydra.run.dir={tmp_path}"], data_root, processes=2,
+                       accelerate_config="fsdp")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "the launch config asks for FSDP, but Accelerate runs MULTI_CPU" in result.stdout + result.stderr
+    versions = json.loads((tmp_path / "versions.json").read_text())
+    assert versions["distributed_type"] == "MULTI_CPU"
+    assert versions["world_size"] == 2
+    assert json.loads((tmp_path / "metrics.json").read_text())["train"]["replica_max_difference"] == 0.0

@@ -23,13 +23,16 @@ def run_env(data_root: Path) -> dict[str, str]:
             "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def run_command(overrides: list[str], processes: int = 1) -> list[str]:
-    """Return the command for ``python -m r2gen.run``, under ``accelerate launch`` when ``processes`` > 1."""
+def run_command(overrides: list[str], processes: int = 1, accelerate_config: str = "ddp") -> list[str]:
+    """Return the command for ``python -m r2gen.run``, under ``accelerate launch`` when ``processes`` > 1.
+
+    ``accelerate_config`` names a file in conf/accelerate.
+    """
     if processes == 1:
         return [sys.executable, "-m", "r2gen.run", *overrides]
-    # --multi_gpu (from ddp.yaml) starts real processes over gloo on CPU; --cpu would start only one.
+    # ddp.yaml (distributed_type MULTI_GPU) starts real processes over gloo on CPU; --cpu would start only one.
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-            str(REPO_ROOT / "conf" / "accelerate" / "ddp.yaml"), "--num_processes", str(processes),
+            str(REPO_ROOT / "conf" / "accelerate" / f"{accelerate_config}.yaml"), "--num_processes", str(processes),
             "--main_process_port", str(_free_port()), "-m", "r2gen.run", *overrides]
 
 
@@ -39,10 +42,10 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_r2gen(overrides: list[str], data_root: Path, processes: int = 1,
-              timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(run_command(overrides, processes), env=run_env(data_root), cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+def run_r2gen(overrides: list[str], data_root: Path, processes: int = 1, timeout: int = 600,
+              accelerate_config: str = "ddp") -> subprocess.CompletedProcess:
+    return subprocess.run(run_command(overrides, processes, accelerate_config), env=run_env(data_root),
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def read_jsonl(path: Path) -> list[dict]:

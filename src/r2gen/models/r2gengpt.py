@@ -16,6 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from r2gen.models.feature_cache import DEFAULT_MAX_BYTES, EncoderFeatureCache, encoder_is_frozen
+from r2gen.models.kv_cache import prefill_shared_prompt, supports_shared_prompt_cache
+
 IGNORE_INDEX = -100
 VIEW_FUSIONS = ("mean", "first")
 
@@ -110,6 +113,10 @@ class R2GenGPT(nn.Module):
         self.register_buffer("prefix_ids", torch.tensor(prefix, dtype=torch.long), persistent=False)
         self.register_buffer("suffix_ids", torch.tensor(suffix, dtype=torch.long), persistent=False)
         self.frozen_modules: list[str] = []
+        # Off by default; see enable_feature_cache. A plain attribute, so state dicts are unchanged.
+        self.feature_cache: EncoderFeatureCache | None = None
+        # Encode the prompt once per study in generate (see kv_cache.py); False uses plain HF generate.
+        self.share_prompt_cache = True
 
     @property
     def prompt_length(self) -> int:
@@ -123,9 +130,21 @@ class R2GenGPT(nn.Module):
             self.get_submodule(name).eval()
         return self
 
+    def enable_feature_cache(self, max_bytes: int = DEFAULT_MAX_BYTES) -> EncoderFeatureCache:
+        """Memoize the encoder's tokens per image while the encoder is frozen and in eval mode.
+
+        Only valid without image augmentation, because views are matched by their pixel values. While
+        the encoder trains (lora, full) or is in training mode, the cache is bypassed.
+        """
+        self.feature_cache = EncoderFeatureCache(max_bytes)
+        return self.feature_cache
+
     def encode_images(self, pixel_values: torch.Tensor, view_counts: torch.Tensor) -> torch.Tensor:
         """Encode all views in one encoder pass and return aligned visual embeddings [studies, T, H]."""
-        tokens = self.encoder(pixel_values)
+        if self.feature_cache is not None and encoder_is_frozen(self.encoder):
+            tokens = self.feature_cache.encode(self.encoder, pixel_values)
+        else:
+            tokens = self.encoder(pixel_values)
         return self.aligner(fuse_views(tokens, view_counts, self.view_fusion))
 
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
@@ -153,9 +172,9 @@ class R2GenGPT(nn.Module):
     ) -> torch.Tensor:
         """Return the mean cross-entropy over all target tokens (report and EOS) in the batch.
 
-        Logits are computed only at the positions that predict a target, which skips the LM head
-        (vocabulary-sized) on the whole prompt; the loss equals Hugging Face's shifted causal-LM loss
-        with ``build_labels`` as labels.
+        Logits are computed only at the positions that predict a real target, which skips the LM head
+        (vocabulary-sized) on the prompt and the padding; the loss equals Hugging Face's shifted
+        causal-LM loss with ``build_labels`` as labels.
         """
         visual = self.encode_images(pixel_values, view_counts)
         prompt = self.build_prompt_embeddings(visual)
@@ -163,21 +182,35 @@ class R2GenGPT(nn.Module):
         attention_mask = torch.cat([target_mask.new_ones(prompt.shape[:2]), target_mask], dim=1)
         hidden = self.llm.get_decoder()(inputs_embeds=inputs, attention_mask=attention_mask).last_hidden_state
         start = prompt.shape[1] - 1
-        predicting = hidden[:, start : start + target_ids.shape[1]]
+        # Boolean indexing gives a contiguous [targets, H] matrix, so the LM head is one matrix
+        # multiply; the strided [B, T, H] slice made F.linear use a slower batched multiply on CPU.
+        real = target_mask.bool()
+        predicting = hidden[:, start : start + target_ids.shape[1]][real]
         logits = self.llm.get_output_embeddings()(predicting).float()
-        labels = target_ids.masked_fill(target_mask == 0, IGNORE_INDEX)
-        return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(logits, target_ids[real])
 
     @torch.no_grad()
     def generate(
         self, pixel_values: torch.Tensor, view_counts: torch.Tensor, config: GenerationConfig | None = None
     ) -> list[str]:
         """Generate one report per study; an empty generation is returned as "" (never dropped)."""
+        output = self.generate_ids(pixel_values, view_counts, config)
+        texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
+        return [text.strip() for text in texts]
+
+    @torch.no_grad()
+    def generate_ids(
+        self, pixel_values: torch.Tensor, view_counts: torch.Tensor, config: GenerationConfig | None = None
+    ) -> torch.Tensor:
+        """Return the new token ids [studies, longest generation], padded after EOS with the pad id."""
         config = config or GenerationConfig()
         prompt = self.build_prompt_embeddings(self.encode_images(pixel_values, view_counts))
         attention_mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
-        sampling = {"temperature": config.temperature, "top_p": config.top_p} if config.do_sample else {}
-        output = self.llm.generate(
+        extra = {"temperature": config.temperature, "top_p": config.top_p} if config.do_sample else {}
+        if self.share_prompt_cache and supports_shared_prompt_cache(self.llm) and prompt.shape[1] > 1:
+            extra["cache"] = prefill_shared_prompt(self.llm, prompt, config.num_beams, config.max_new_tokens)
+        # With only inputs_embeds, generate() returns just the new tokens.
+        return self.llm.generate(
             inputs_embeds=prompt,
             attention_mask=attention_mask,
             num_beams=config.num_beams,
@@ -189,11 +222,8 @@ class R2GenGPT(nn.Module):
             do_sample=config.do_sample,
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=self._pad_id(),
-            **sampling,
+            **extra,
         )
-        # With only inputs_embeds, generate() returns just the new tokens.
-        texts = self.tokenizer.batch_decode(output, skip_special_tokens=True)
-        return [text.strip() for text in texts]
 
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id

@@ -256,8 +256,16 @@ def baselines_for_run(cfg: DictConfig, split: str = "test") -> dict[str, Any]:
 
 
 def attach_baselines(results: dict[str, Any], cfg: DictConfig, tracker: Any, step: int) -> None:
-    """Add the baselines and the run's margins over them to ``results``, log them, send them to the tracker."""
-    baselines = baselines_for_run(cfg)
+    """Add the baselines and the run's margins over them to ``results``, log them, send them to the tracker.
+
+    A failure here is logged and recorded as ``{"status": "failed"}`` instead of raised, so that a
+    finished run still writes its own results.
+    """
+    try:
+        baselines = baselines_for_run(cfg)
+    except (OSError, RuntimeError, ValueError) as error:
+        log.exception("computing the baselines failed; the run's results are kept without them")
+        baselines = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
     results["baselines"] = baselines
     if baselines["status"] != "completed":
         return
@@ -265,6 +273,10 @@ def attach_baselines(results: dict[str, Any], cfg: DictConfig, tracker: Any, ste
     log.info("test metrics beside the baselines (same data and split):\n%s",
              comparison_table(results["test"], baselines["systems"]))
     scalars = run_summary_scalars(baselines["systems"], results["test"])
+    # The same keys as the trainer's per-evaluation diagnostics, so the run summary has them either way.
+    diagnostics = results["test"].get("diagnostics") or {}
+    scalars.update({f"test/diagnostics/{key}": float(value) for key, value in diagnostics.items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool)})
     tracker.log(scalars, step=step)
     tracker.set_summary(scalars)
 

@@ -1,6 +1,6 @@
-"""What the trainer needs to know about the process group: replica checks and trainable-weight export.
+"""Process-group helpers for the trainer: replica checks and trainable-weight export.
 
-Under DDP every rank holds a full replica, so the trainable weights can be read from any rank and
+Under DDP every rank has a full replica, so the trainable weights can be read from any rank and
 must be identical on all of them. Under FSDP and DeepSpeed the parameters are sharded, and the
 trainable ones are gathered before they are written.
 """
@@ -25,12 +25,12 @@ from r2gen.training.checkpoint import CheckpointError, load_trainable, save_trai
 log = logging.getLogger(__name__)
 
 SHARDED_TYPES = (DistributedType.FSDP, DistributedType.DEEPSPEED)
-# Prefixes that FSDP1 and activation-checkpoint wrappers insert into parameter names.
-WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "module.")
+# Name parts that FSDP1, activation checkpointing and torch.compile wrappers insert into parameter names.
+WRAPPER_PARTS = {"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"}
 
 
 def is_sharded(accelerator: Accelerator) -> bool:
-    """Whether Accelerate saves and loads the model itself (FSDP, DeepSpeed) instead of plain tensors."""
+    """Return whether Accelerate saves and loads the model itself (FSDP, DeepSpeed) instead of plain tensors."""
     return accelerator.distributed_type in SHARDED_TYPES
 
 
@@ -51,9 +51,11 @@ def replica_difference(accelerator: Accelerator, model: nn.Module) -> float | No
 
 
 def _clean_name(name: str) -> str:
-    for prefix in WRAPPER_PREFIXES:
-        name = name.replace(prefix, "")
-    return name
+    """Return the parameter name as the unwrapped model spells it."""
+    parts = [part for part in name.split(".") if part not in WRAPPER_PARTS]
+    if parts and parts[0] == "module":  # DDP and DeepSpeed engines keep the model as `.module`
+        parts = parts[1:]
+    return ".".join(parts)
 
 
 def gather_trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

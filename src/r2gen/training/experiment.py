@@ -40,14 +40,20 @@ ERROR_FILE = "error.txt"
 
 
 def build_accelerator(trainer: TrainerConfig) -> Accelerator:
-    """Accelerator for this process; ``accelerate launch`` decides DDP, FSDP or DeepSpeed."""
-    return Accelerator(
+    """Build the Accelerator of this process; ``accelerate launch`` decides DDP, FSDP or DeepSpeed."""
+    accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision="bf16" if trainer.precision == "bf16" else "no",
         gradient_accumulation_steps=trainer.grad_accumulation,
         # Seeded sampler: the shuffle order depends only on (seed, epoch), on 1 or N processes.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    requested = [name for name in ("FSDP", "DEEPSPEED") if os.environ.get(f"ACCELERATE_USE_{name}") == "true"]
+    if requested and accelerator.distributed_type.value not in requested:
+        # Accelerate 1.16 runs FSDP and DeepSpeed on GPUs only and silently falls back to DDP on CPUs.
+        log.warning("the launch config asks for %s, but Accelerate runs %s on this machine (no GPU), so the "
+                    "model is replicated, not sharded", requested[0], accelerator.distributed_type.value)
+    return accelerator
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -103,6 +109,7 @@ def _run(cfg: DictConfig, run_dir: Path, start: float) -> dict[str, Any]:
         tracker.finish(failed=True)
         raise
     tracker.finish()
+    # NOTE: this ends the process group, so a Hydra multirun under `accelerate launch` cannot start a second job.
     accelerator.end_training()
     return results
 
@@ -153,14 +160,15 @@ def _train_and_test(cfg: DictConfig, trainer: Trainer, evaluation_cfg: Any, trai
             trainer.resume()
         summary = trainer.fit()
     trainer.scorer = build_scorer(evaluation_cfg, training_reports, bootstrap=True)
-    test_metrics = trainer.test()
+    # An evaluation-only run scores the weights it was given, not a best checkpoint left in its folder.
+    test_metrics = trainer.test(load_best=not cfg.eval_only)
     return {"status": "completed", "test": test_metrics, "train": summary,
             "world_size": trainer.accelerator.num_processes, "seconds": time.perf_counter() - start,
             "peak_memory_mb": _peak_memory_all_ranks(trainer.accelerator)}
 
 
 def _peak_memory_all_ranks(accelerator: Accelerator) -> float:
-    """The largest peak memory of any rank, in MiB."""
+    """Return the largest peak memory of any rank, in MiB (a collective call)."""
     local = torch.tensor([peak_memory_mb()], dtype=torch.float64, device=accelerator.device)
     return float(accelerator.gather(local).max())
 
@@ -177,5 +185,5 @@ def _write_results(trainer: Trainer, tracker: Any, results: dict[str, Any]) -> N
 
 
 def selection_value(results: dict[str, Any], cfg: DictConfig) -> float | None:
-    """The best validation selection score, or None for an evaluation-only run."""
+    """Return the best validation selection score, or None for an evaluation-only run."""
     return results.get("train", {}).get("best_score")

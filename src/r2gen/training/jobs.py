@@ -1,4 +1,4 @@
-"""What a run knows about the Hydra job that started it: its overrides and the sweep it belongs to."""
+"""The Hydra job that started a run: its command-line overrides and the sweep it belongs to."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ CSV_FILE = "summary.csv"
 
 @dataclass
 class JobResult:
-    """What one job of a sweep left in its folder."""
+    """Status, size, scores, time and memory of one sweep job, read from its folder."""
 
     path: Path
     overrides: dict[str, str]
@@ -96,7 +96,7 @@ def _error_text(job_dir: Path) -> str | None:
 
 
 def sort_jobs(jobs: list[JobResult]) -> list[JobResult]:
-    """Completed jobs by best validation score (highest first), then the rest in folder order."""
+    """Sort completed jobs by best validation score (highest first), then the rest in folder order."""
     def key(job: JobResult) -> tuple[int, float]:
         if job.status != "completed":
             return (2, 0.0)

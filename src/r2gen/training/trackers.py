@@ -1,4 +1,4 @@
-"""Experiment trackers: Weights & Biases (offline unless asked) or nothing.
+"""Experiment trackers: Weights & Biases (offline unless ``logger.mode=online``) or nothing.
 
 The trainer calls the same methods on either tracker, so no training code checks which one is active.
 """
@@ -14,7 +14,7 @@ from r2gen.training.config import LoggerConfig
 log = logging.getLogger(__name__)
 
 SAMPLE_COLUMNS = ["id", "image", "reference", "hypothesis"]
-THUMBNAIL_PIXELS = 128  # longest side of the images in the sample table
+THUMBNAIL_PIXELS = 128  # maximum width and height of the images in the sample table
 MAX_TAG_LENGTH = 64  # W&B rejects longer tags
 
 
@@ -57,7 +57,7 @@ class WandbTracker(NullTracker):
             config=run_config,
             dir=str(run_dir),
             name=Path(run_dir).name,
-            # Jobs of a Hydra sweep share one process; a run left open by a failed job must not be reused.
+            # Jobs of a Hydra sweep share one process, so a run left open by a failed job must not be reused.
             reinit="finish_previous",
         )
         log.info("W&B run %s (%s mode, group %s) in %s", self.run.id, config.mode, config.group, self.run.dir)

@@ -211,7 +211,7 @@ class Trainer:
         return metrics
 
     def check_replicas(self) -> float | None:
-        """Raise ``ReplicaMismatchError`` unless every DDP rank holds the same trainable weights."""
+        """Raise ``ReplicaMismatchError`` unless every DDP rank has the same trainable weights."""
         difference = replica_difference(self.accelerator, self.model)
         if difference is not None and difference > 0.0:
             raise ReplicaMismatchError(
@@ -264,9 +264,9 @@ class Trainer:
                 "steps": self.state.step, "skipped_steps": self.state.skipped_steps,
                 "replica_max_difference": self.check_replicas(), "history": self.state.history}
 
-    def test(self) -> dict[str, Any]:
-        """Load the best checkpoint (if training produced one) and score the test split."""
-        if self.best_path.is_file():
+    def test(self, load_best: bool = True) -> dict[str, Any]:
+        """Score the test split, after loading the run's best checkpoint if ``load_best`` and it exists."""
+        if load_best and self.best_path.is_file():
             load_trainable_weights(self.accelerator, self.model, self.best_path)
             log.info("testing the best checkpoint %s (epoch %s)", self.best_path, self.state.best_epoch)
         return self.evaluate("test", "test")

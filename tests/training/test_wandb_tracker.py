@@ -27,7 +27,8 @@ def offline_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     run_dir = tmp_path / "run"
     tracker = build_tracker(config, run_dir, {"trainer": {"lr": 1e-4}, "tuning": {"llm": "frozen"}}, is_main=True)
     assert isinstance(tracker, WandbTracker)
-    tracker.log_table("parameters", [{"module": "aligner", "trainable": 4288, "total": 4288, "mode": "full"}], step=0)
+    parameters = [{"module": "aligner", "trainable": 4288, "total": 4288, "mode": "full"}]
+    tracker.log_table("parameters", parameters, step=0)
     tracker.log({"train/loss": 2.5, "train/lr": 1e-4, "train/grad_norm": 0.3, "flag": True, "text": "x"}, step=1)
     records = [{"id": f"s{i}", "reference": f"ref {i}", "hypothesis": f"hyp {i}", "image_path": str(image_path)}
                for i in range(3)]
