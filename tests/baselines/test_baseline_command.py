@@ -36,7 +36,8 @@ def test_command_writes_tables_and_reuses_cache(tmp_path, data_root, baseline_ca
     assert "| system | empty_generation_rate | mean_hypothesis_words |" in first.stdout
     assert "| nearest_neighbour | 0.0000 | 2.0000 | 2.5000 |" in first.stdout
     summary = json.loads((tmp_path / "out1" / "baselines.json").read_text())
-    assert summary["split"] == "test" and summary["studies"] == 2
+    assert summary["split"] == "test"
+    assert summary["studies"] == 2
     assert sorted(summary["systems"]) == ["most_frequent", "nearest_neighbour"]
     assert summary["systems"]["most_frequent"]["diagnostics"]["mean_hypothesis_words"] == 2
     rows = [json.loads(line) for line in (tmp_path / "out1" / "predictions" / "nearest_neighbour.jsonl").open()]

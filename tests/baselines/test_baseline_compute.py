@@ -107,7 +107,7 @@ def test_real_iu_annotation_fails_naming_train(data_root):
     with pytest.raises(BaselineDataError) as error:
         compute_baselines(data, TINY_ENCODER, DIAGNOSTICS_ONLY, BaselineSettings())
     message = str(error.value)
-    assert "['train']" in message and "have no studies" in message
+    assert "split(s) ['train'] have no studies" in message
     assert "python -m r2gen.data.prepare iu_xray" in message
 
 

@@ -42,7 +42,7 @@ def test_random_reports_seeded():
 
 def test_nearest_neighbour_uses_cosine():
     train = torch.tensor([[1.0, 0.0], [10.0, 10.0], [0.0, 1.0]])
-    # By Euclidean distance row 0 is nearest to [2, 2.2]; by angle row 1 is.
+    # By Euclidean distance row 0 is nearest to [2, 2.2], but by angle row 1 is.
     queries = torch.tensor([[2.0, 2.2], [0.1, 5.0], [3.0, -0.2]])
     assert nearest_neighbour_indices(train, queries).tolist() == [1, 2, 0]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
@@ -40,11 +41,16 @@ def transform_fingerprint(image_size: int, mean: Sequence[float], std: Sequence[
     return f"resize-bicubic-{image_size}|mean={mean_text}|std={std_text}"
 
 
+IMAGE_ABLATIONS = ("blank", "shuffled")
+
+
 class ReportDataset(Dataset):
     """Studies with their views as one tensor [views, 3, H, W] and the cleaned report.
 
-    ``clean`` is applied once here, so every consumer (training targets, references for scoring)
-    sees the same text.
+    ``clean`` is applied once here, so training targets and scoring references get the same text.
+    ``image_ablation`` tests whether a model uses its input: "blank" replaces every view with a black
+    image, "shuffled" gives each study the views of another study (a fixed derangement, seeded), and
+    the reports stay where they are.
     """
 
     def __init__(
@@ -54,8 +60,15 @@ class ReportDataset(Dataset):
         transform: Callable,
         clean: Callable[[str], str],
         image_cache: ImageSource | None = None,
+        image_ablation: str | None = None,
+        ablation_seed: int = 0,
     ) -> None:
+        if image_ablation not in (None, *IMAGE_ABLATIONS):
+            raise ValueError(f"unknown image_ablation {image_ablation!r}; expected one of {IMAGE_ABLATIONS} or null")
         self.studies = list(studies)
+        self.image_ablation = image_ablation
+        self.image_source_index = _derangement(len(self.studies), ablation_seed) \
+            if image_ablation == "shuffled" else list(range(len(self.studies)))
         self.image_root = Path(image_root)
         self.transform = transform
         self.image_cache = image_cache
@@ -71,5 +84,23 @@ class ReportDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         study = self.studies[index]
-        views = [self._load_view(path) for path in study.image_paths]
-        return {"id": study.id, "images": torch.stack(views), "report": self.reports[index]}
+        image_study = self.studies[self.image_source_index[index]]
+        images = torch.stack([self._load_view(path) for path in image_study.image_paths])
+        if self.image_ablation == "blank":
+            black = self.transform(Image.new("RGB", (images.shape[-1], images.shape[-2])))
+            images = black.unsqueeze(0).expand_as(images).clone()
+        return {"id": study.id, "images": images, "report": self.reports[index]}
+
+
+def _derangement(size: int, seed: int) -> list[int]:
+    """A seeded permutation in which no index maps to itself (identity for fewer than 2 items)."""
+    if size < 2:
+        return list(range(size))
+    generator = torch.Generator().manual_seed(seed)
+    shift = int(torch.randint(1, size, (1,), generator=generator))
+    order = torch.randperm(size, generator=generator).tolist()
+    # Rotating a random order by a non-zero shift moves every element.
+    source = [0] * size
+    for position, index in enumerate(order):
+        source[index] = order[(position + shift) % size]
+    return source

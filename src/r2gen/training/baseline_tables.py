@@ -66,7 +66,7 @@ def margins(run_metrics: Mapping[str, Any], systems: Mapping[str, Mapping[str, A
 
 
 def comparison_table(run_metrics: Mapping[str, Any], systems: Mapping[str, Mapping[str, Any]]) -> str:
-    """Render a run's test metrics above the baselines' and say which baselines the run beats."""
+    """Render a run's test metrics above the baselines' and list, per baseline, whether the run beats it."""
     rows = {RUN_ROW: run_metrics, **systems}
     lines = [metric_and_diagnostic_tables(rows), ""]
     for name, differences in margins(run_metrics, systems).items():

@@ -57,7 +57,7 @@ class BaselineDataError(ValueError):
 
 @dataclass
 class BaselineSettings:
-    """Which baselines to compute and how; ``python -m r2gen.baselines`` and runs share these defaults."""
+    """Baseline systems, split and options; ``python -m r2gen.baselines`` and runs share these defaults."""
 
     split: str = "test"
     systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
@@ -273,7 +273,7 @@ def attach_baselines(results: dict[str, Any], cfg: DictConfig, tracker: Any, ste
     log.info("test metrics beside the baselines (same data and split):\n%s",
              comparison_table(results["test"], baselines["systems"]))
     scalars = run_summary_scalars(baselines["systems"], results["test"])
-    # The same keys as the trainer's per-evaluation diagnostics, so the run summary has them either way.
+    # The run summary also gets the run's test diagnostics, as test/diagnostics/<name>.
     diagnostics = results["test"].get("diagnostics") or {}
     scalars.update({f"test/diagnostics/{key}": float(value) for key, value in diagnostics.items()
                     if isinstance(value, (int, float)) and not isinstance(value, bool)})

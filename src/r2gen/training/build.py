@@ -74,7 +74,8 @@ def build_loaders(
         training = split == "train"
         if split == "val" and eval_max_samples is not None:
             split_studies = split_studies[:eval_max_samples]
-        dataset = ReportDataset(split_studies, data.image_root, transform, clean, image_cache)
+        dataset = ReportDataset(split_studies, data.image_root, transform, clean, image_cache,
+                                image_ablation=None if training else data.image_ablation)
         collator = ReportCollator(model.tokenizer, data.max_target_tokens, with_targets=training)
         loaders[split] = DataLoader(dataset, batch_size=batch_size if training else eval_batch_size,
                                     shuffle=training, collate_fn=collator, num_workers=num_workers,

@@ -56,6 +56,7 @@ class DataConfig:
     on_invalid: str = "error"  # "error" or "skip"
     decode_check: bool = True  # decode every image at start-up
     cache: bool = False  # decoded-image cache (Arrow, memory-mapped)
+    image_ablation: str | None = None  # "blank" or "shuffled" images, to test whether a model uses them
 
     @property
     def annotation_path(self) -> Path:
