@@ -47,6 +47,15 @@ def test_nearest_neighbour_uses_cosine():
     assert nearest_neighbour_indices(train, queries).tolist() == [1, 2, 0]
 
 
+def test_nearest_neighbour_chunks_agree():
+    generator = torch.Generator().manual_seed(0)
+    train, queries = torch.randn(40, 8, generator=generator), torch.randn(25, 8, generator=generator)
+    expected = nearest_neighbour_indices(train, queries)
+    assert torch.equal(nearest_neighbour_indices(train, queries, chunk_size=1), expected)
+    assert torch.equal(nearest_neighbour_indices(train, queries, chunk_size=7), expected)
+    assert expected.unique().numel() > 5
+
+
 def test_nearest_neighbour_tie_goes_to_lowest_index():
     train = torch.tensor([[0.0, 1.0], [1.0, 0.0], [2.0, 0.0]])
     assert nearest_neighbour_indices(train, torch.tensor([[3.0, 0.0]])).tolist() == [1]
@@ -84,10 +93,18 @@ def test_study_features_fuse_views(data_root):
     ({"view_fusion": "max"}, "view_fusion"),
     ({"split": "train"}, "split=train"),
     ({"batch_size": 0}, "batch_size"),
+    ({"num_workers": -1}, "num_workers"),
 ])
 def test_settings_reject_bad_values(overrides, message):
     with pytest.raises(ValueError, match=message):
         BaselineSettings(**overrides)
+
+
+def test_settings_key_ignores_speed_options():
+    assert BaselineSettings(batch_size=2, num_workers=3).key() == BaselineSettings().key()
+    assert BaselineSettings(seed=1).key() != BaselineSettings().key()
+    assert BaselineSettings(systems=["random", "most_frequent"]).key() == \
+        BaselineSettings(systems=["most_frequent", "random"]).key()
 
 
 def test_settings_need_images_only_for_nearest_neighbour():

@@ -22,7 +22,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
 from r2gen.data.annotation import Study, load_annotation
 from r2gen.data.cleaning import clean_report
@@ -64,6 +65,7 @@ class BaselineSettings:
     seed: int = 0  # random baseline
     view_fusion: str = "mean"  # as model.view_fusion
     batch_size: int = 16  # studies per encoder forward pass
+    num_workers: int = 0  # DataLoader worker processes that decode images
 
     def __post_init__(self) -> None:
         self.systems = list(self.systems)
@@ -75,8 +77,14 @@ class BaselineSettings:
         if self.split == "train":
             raise ValueError("baselines copy training reports, so split=train would score them on themselves; "
                              "choose val or test")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise ValueError(f"batch_size must be at least 1 and num_workers at least 0, got {self.batch_size} "
+                             f"and {self.num_workers}")
+
+    def key(self) -> dict[str, Any]:
+        """Return the fields that change the results (batch size and workers do not)."""
+        return {"split": self.split, "systems": sorted(self.systems), "seed": self.seed,
+                "view_fusion": self.view_fusion}
 
     @property
     def needs_images(self) -> bool:
@@ -100,29 +108,34 @@ def random_reports(reports: Sequence[str], count: int, seed: int) -> list[str]:
     return [reports[index] for index in indices]
 
 
-def nearest_neighbour_indices(train_features: torch.Tensor, query_features: torch.Tensor) -> torch.Tensor:
+def nearest_neighbour_indices(train_features: torch.Tensor, query_features: torch.Tensor,
+                              chunk_size: int = 256) -> torch.Tensor:
     """Return, per query row, the index of the training row with the highest cosine similarity.
 
-    A tie goes to the lowest index. A zero feature vector has similarity 0 with everything.
+    A tie goes to the lowest index. A zero feature vector has similarity 0 with everything. Queries
+    are compared in chunks, so memory grows with ``chunk_size * len(train_features)``, not with all pairs.
     """
     train = torch.nn.functional.normalize(train_features.double(), dim=1)
     query = torch.nn.functional.normalize(query_features.double(), dim=1)
-    return (query @ train.T).argmax(dim=1)
+    return torch.cat([(chunk @ train.T).argmax(dim=1) for chunk in query.split(chunk_size)])
+
+
+def _collate_views(items: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = torch.cat([item["images"] for item in items])
+    return pixels, torch.tensor([item["images"].shape[0] for item in items])
 
 
 @torch.no_grad()
-def study_features(encoder: torch.nn.Module, dataset: ReportDataset, view_fusion: str,
-                   batch_size: int) -> torch.Tensor:
+def study_features(encoder: torch.nn.Module, dataset: ReportDataset, view_fusion: str, batch_size: int,
+                   num_workers: int = 0) -> torch.Tensor:
     """Encode every study of ``dataset`` into one vector: tokens fused over views, then averaged over tokens."""
     encoder.eval()
     device = next(encoder.parameters()).device
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_collate_views, num_workers=num_workers)
     features = []
-    for start in range(0, len(dataset), batch_size):
-        items = [dataset[index] for index in range(start, min(start + batch_size, len(dataset)))]
-        pixels = torch.cat([item["images"] for item in items]).to(device)
-        view_counts = torch.tensor([item["images"].shape[0] for item in items], device=device)
-        tokens = fuse_views(encoder(pixels).float(), view_counts, view_fusion)
-        features.append(tokens.mean(dim=1).cpu())
+    for pixels, view_counts in loader:
+        tokens = encoder(pixels.to(device)).float()
+        features.append(fuse_views(tokens, view_counts.to(device), view_fusion).mean(dim=1).cpu())
     return torch.cat(features)
 
 
@@ -178,7 +191,7 @@ def predict_baselines(studies: dict[str, list[Study]], data: DataConfig, encoder
         encoder = instantiate(encoder_node).to("cuda" if torch.cuda.is_available() else "cpu")
         transform = build_image_transform(encoder.image_size, encoder.image_mean, encoder.image_std)
         features = {split: study_features(encoder, ReportDataset(studies[split], data.image_root, transform, clean),
-                                          settings.view_fusion, settings.batch_size)
+                                          settings.view_fusion, settings.batch_size, settings.num_workers)
                     for split in ("train", settings.split)}
         nearest = nearest_neighbour_indices(features["train"], features[settings.split])
         hypotheses["nearest_neighbour"] = [training[index] for index in nearest.tolist()]
@@ -209,7 +222,7 @@ def cache_key(data: DataConfig, encoder_node: Any, evaluation: EvaluationConfig,
     encoder = OmegaConf.to_container(encoder_node, resolve=True) if isinstance(encoder_node, DictConfig) \
         else dict(encoder_node)
     return {"version": CACHE_VERSION, "fingerprint": dataset_fingerprint(data.annotation_path),
-            "data": data.name, "cleaning": data.cleaning, "settings": asdict(settings),
+            "data": data.name, "cleaning": data.cleaning, "settings": settings.key(),
             # The encoder only matters to the nearest-neighbour system.
             "encoder": encoder if settings.needs_images else None, "evaluation": evaluation.to_dict()}
 
