@@ -4,8 +4,8 @@
 
 A step generates the reports of one batch of 4 covid_cxr validation studies, data loading and the
 encoder included: beam 3, 40 to 100 new tokens, repetition penalty 2.0, length penalty 2.0. With
-random weights no beam emits EOS, so every report runs to 100 tokens; tokens/s counts the ids
-generated up to and including the first EOS. fp32 and 2 torch threads unless the options say otherwise.
+random weights no beam emits EOS, so every report runs to 100 tokens. Tokens/s counts the ids
+generated up to and including the first EOS. The defaults are fp32 and 2 torch threads.
 
 Variants:
 - ``optimized``: ``R2GenGPT.generate_ids`` as the trainer calls it (prompt encoded once per study).
@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 import bench_model as bench
+from r2gen.models.llm import load_smollm2
 from r2gen.models.r2gengpt import GenerationConfig, R2GenGPT
 from r2gen.training.io import write_json_atomic
 
@@ -63,13 +64,17 @@ def generate(generator: Generator, batch: dict[str, Any], config: GenerationConf
 
 
 def build_generator(variant: str, args: argparse.Namespace, tokenizer: Any) -> Generator:
-    if variant == "reference":
-        model = bench.build_model("shallow", tokenizer, args.seed, torch.float32, attention="eager")
+    reference = variant == "reference"
+    dtype = torch.float32 if reference else bench.DTYPES[args.llm_dtype]
+    llm = None
+    if args.llm_weights == "smollm2":
+        llm, tokenizer = load_smollm2(dtype=str(dtype).removeprefix("torch."))
+    attention = "eager" if reference else args.attention
+    model = bench.build_model("shallow", tokenizer, args.seed, dtype, attention, llm=llm)
+    precision = "fp32" if reference else args.precision
+    if reference:
         model.share_prompt_cache = False
-        precision = "fp32"
-    else:
-        model = bench.build_model("shallow", tokenizer, args.seed, bench.DTYPES[args.llm_dtype], args.attention)
-        precision = args.precision
+        model.cache_prefix = False
     model.eval()
     return Generator(variant, model, precision)
 
@@ -97,13 +102,25 @@ def run_batches(generators: list[Generator], loader: torch.utils.data.DataLoader
         logger.info("batch %d done: %s", step, {g.variant: g.seconds[-1] if g.seconds else None for g in generators})
 
 
+def common_prefix_length(first: list[int], second: list[int]) -> int:
+    length = 0
+    for a, b in zip(first, second):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
 def compare_outputs(reference: Generator, optimized: Generator) -> str:
+    """Describe how far the two variants' generated ids agree (beam search diverges for good at the first change)."""
     same = sum(torch.equal(a, b) for a, b in zip(reference.outputs, optimized.outputs))
-    differing = sum(int((a != b).sum()) if a.shape == b.shape else a.numel()
-                    for a, b in zip(reference.outputs, optimized.outputs))
-    total = sum(a.numel() for a in reference.outputs)
-    return (f"generated ids identical in {same} of {len(reference.outputs)} batches "
-            f"({differing} of {total} ids differ)")
+    rows = [(a, b) for first, second in zip(reference.outputs, optimized.outputs)
+            for a, b in zip(first.tolist(), second.tolist())]
+    prefixes = [common_prefix_length(a, b) for a, b in rows]
+    identical = sum(a == b for a, b in rows)
+    return (f"generated ids identical in {same} of {len(reference.outputs)} batches and {identical} of "
+            f"{len(rows)} reports; the first {sum(prefixes) / len(rows):.1f} ids agree on average "
+            f"(min {min(prefixes)})")
 
 
 def parse_args() -> argparse.Namespace:
@@ -119,12 +136,17 @@ def parse_args() -> argparse.Namespace:
                         help="optimized variant: storage dtype of the frozen LLM; bfloat16 needs --precision bf16")
     parser.add_argument("--attention", choices=["sdpa", "eager"], default="sdpa",
                         help="optimized variant: LLM attention implementation (default: %(default)s)")
+    parser.add_argument("--llm-weights", choices=["random", "smollm2"], default="random",
+                        help="random benchmark LLM, or trained SmolLM2-135M-Instruct with its own tokenizer and "
+                             "49152-token vocabulary (to see how bf16 changes real generations)")
     parser.add_argument("--split", default="val", help="covid_cxr split to generate for (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=4, help="studies per batch (default: %(default)s)")
     parser.add_argument("--num-beams", type=int, default=3, help="beam width (default: %(default)s)")
-    parser.add_argument("--min-new-tokens", type=int, default=40, help="default: %(default)s")
-    parser.add_argument("--max-new-tokens", type=int, default=100, help="default: %(default)s")
+    parser.add_argument("--min-new-tokens", type=int, default=40,
+                        help="minimum new tokens per report (default: %(default)s)")
+    parser.add_argument("--max-new-tokens", type=int, default=100,
+                        help="maximum new tokens per report (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
     parser.add_argument("--data-root", type=Path, default=bench.default_data_root(),
                         help="folder with covid_cxr_notes/ and iu_xray/ (default: $R2GEN_DATA_ROOT or ../shared/data)")
@@ -160,7 +182,7 @@ def main() -> None:
           f"{args.min_new_tokens}-{args.max_new_tokens}, repetition penalty 2.0, length penalty 2.0; optimized = "
           f"precision {args.precision}, LLM weights {args.llm_dtype}, attention {args.attention}; "
           f"{len(loader)} distinct batches, reused in turn")
-    print(bench.describe_prompt(generators[0].model, tokenizer))
+    print(bench.describe_prompt(generators[0].model, generators[0].model.tokenizer))
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine}
     for generator in generators:
         reports = bench.summarize(generator.seconds, generator.reports, generator.loads)

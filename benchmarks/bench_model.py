@@ -53,8 +53,8 @@ def default_data_root() -> Path:
 def build_tokenizer(data_root: Path) -> PreTrainedTokenizerFast:
     """Train a BPE tokenizer on the covid_cxr and IU X-ray report texts with Llama-2's special-token ids.
 
-    The corpus is too small to fill 32000 entries, so the trained vocabulary is smaller; the LLM's
-    embedding and LM head still have ``VOCAB_SIZE`` rows, which is what sets their cost.
+    The corpus is too small to fill 32000 entries, so the trained vocabulary is smaller. The LLM's
+    embedding and LM head still have ``VOCAB_SIZE`` rows, and those set their cost.
     """
     covid = data_root / "covid_cxr_notes" / "annotation.json"
     texts = [clean_report(study.report, "mimic_cxr") for split in load_annotation(covid).values() for study in split]
@@ -103,16 +103,21 @@ def build_llm(seed: int, dtype: torch.dtype = torch.float32) -> LlamaForCausalLM
 
 
 def build_model(setting: str, tokenizer: Any, seed: int, llm_dtype: torch.dtype = torch.float32,
-                attention: str = "sdpa") -> R2GenGPT:
-    """Assemble Swin-Tiny, a linear aligner and the LLM, then apply the tuning ``setting`` as the runner does."""
+                attention: str = "sdpa", llm: LlamaForCausalLM | None = None) -> R2GenGPT:
+    """Assemble Swin-Tiny, a linear aligner and the LLM, then apply the tuning ``setting`` as the runner does.
+
+    ``llm`` replaces the random benchmark LLM, for example with trained weights (``tokenizer`` must match it).
+    """
     encoder = build_swin_tiny(seed)
-    llm = build_llm(seed + 1, llm_dtype)
+    llm = llm if llm is not None else build_llm(seed + 1, llm_dtype)
     llm.config._attn_implementation = attention
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 2)
         aligner = MLPAligner(encoder.num_features, llm.config.hidden_size)
     model = R2GenGPT(encoder, aligner, llm, tokenizer)
-    apply_tuning(model, SETTINGS[setting])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 3)  # LoRA initialises its A matrices from the global generator
+        apply_tuning(model, SETTINGS[setting])
     model.frozen_modules = frozen_modules(model)
     return model
 
@@ -188,7 +193,7 @@ def format_result(name: str, unit: str, result: dict[str, float]) -> str:
 
 
 def describe_prompt(model: R2GenGPT, tokenizer: Any) -> str:
-    return (f"tokenizer: BPE with {len(tokenizer)} trained entries (LLM vocabulary {VOCAB_SIZE}); prompt = "
+    return (f"tokenizer: {len(tokenizer)} entries (LLM vocabulary {model.llm.config.vocab_size}); prompt = "
             f"{len(model.prefix_ids)} prefix ids (BOS included) + {model.encoder.num_tokens} visual tokens + "
             f"{len(model.suffix_ids)} suffix ids = {model.prompt_length} positions")
 

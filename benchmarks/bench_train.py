@@ -4,7 +4,7 @@
 
 A step is what the trainer does per batch: fetch the batch from the project's DataLoader (collator
 tokenization included), ``R2GenGPT.forward``, backward, gradient clipping at norm 1.0 and an AdamW
-step built by ``build_optimizer``. fp32 and 2 torch threads unless the options say otherwise.
+step built by ``build_optimizer``. The defaults are fp32 and 2 torch threads.
 
 Variants:
 - ``optimized``: r2gen's path with the options given (in shallow the encoder feature cache is filled
@@ -114,6 +114,8 @@ def run_steps(runners: list[Runner], loader: torch.utils.data.DataLoader, args: 
         batch = next(batches)
         fetch_seconds = time.perf_counter() - fetch_started
         for runner in runners:
+            # The same seed per step gives every variant the same dropout and drop-path masks.
+            torch.manual_seed(args.seed + step)
             started = time.perf_counter()
             loss = train_step(runner, batch, args.max_target_tokens)
             # Every runner is charged the batch fetch, as a training loop pays it once per step.

@@ -1,6 +1,7 @@
 """Train, validate and test a report generator: ``python -m r2gen.run [overrides]``.
 
-Multi-process: ``accelerate launch --num_processes N -m r2gen.run [overrides]``.
+Multi-process: ``accelerate launch --config_file conf/accelerate/ddp.yaml --num_processes N -m r2gen.run
+[overrides]`` (on a CPU machine this file, or ``--multi_gpu``, is what starts real processes).
 """
 
 from __future__ import annotations

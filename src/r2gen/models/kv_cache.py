@@ -1,14 +1,17 @@
-"""A key/value cache for beam search that computes the prompt once per study and never copies it again.
+"""Key/value caches that keep a frozen LLM from recomputing positions whose keys and values are known.
 
-Hugging Face ``generate`` repeats every prompt ``num_beams`` times before the first forward pass, so
-the prompt is encoded once per beam, and its ``DynamicCache`` concatenates and reorders the whole
-cache at every step. Here the prompt (all but its last position) is encoded once per study, and
-the cache is then repeated for the beams. Each layer keeps a preallocated buffer that grows in
-place. Beam reordering copies only the generated positions, because beam search reorders beams
-within one study and all beams of a study share the same prompt positions.
+Two levers live here:
+- ``PrefixKeyValues``: the prompt text before the image (BOS + "Human: <Img>") is the same for every
+  study, so a frozen LLM's keys and values there are computed once and reused by every forward pass.
+- ``prefill_shared_prompt``: Hugging Face ``generate`` repeats every prompt ``num_beams`` times before
+  the first forward pass and its ``DynamicCache`` concatenates and reorders the whole cache at every
+  step. Here the prompt (all but its last position) is encoded once per study, and the cache is then
+  repeated for the beams. Each layer keeps a preallocated buffer that grows in place, and beam
+  reordering copies only the generated positions: beam search reorders beams within one study, and
+  all beams of a study share the same prompt positions.
 
-The generated token ids equal those of plain ``generate`` up to floating-point rounding: the
-prompt is encoded in a batch of ``studies`` rather than ``studies * num_beams`` rows.
+Both change results only by floating-point rounding, because the same positions are computed in
+batches of another size.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 
 class SharedPromptLayer(DynamicLayer):
-    """One layer's keys and values in buffers of ``capacity`` positions; the first ``shared_length``
-    positions are the same for every beam of a study, so ``reorder_cache`` skips them."""
+    """One layer's keys and values in buffers that grow in place, ``capacity`` positions at first.
+
+    The first ``shared_length`` positions are the same in every beam of a study, so ``reorder_cache``
+    leaves them where they are.
+    """
 
     def __init__(self, capacity: int, shared_length: int) -> None:
         super().__init__()
@@ -100,6 +106,61 @@ class SharedPromptLayer(DynamicLayer):
         self.values = self._value_buffer[:, :, : self.length]
 
 
+class PrefixKeyValues:
+    """Per-layer keys and values of a fixed prefix in a frozen LLM, recomputed only when the weights change.
+
+    NOTE: tested in single-process runs only. Under FSDP or DeepSpeed ZeRO-3 the parameter objects may
+    change between steps, which would recompute the prefix every step (correct, but no saving).
+    """
+
+    def __init__(self) -> None:
+        self._signature: tuple | None = None
+        self._layers: list[tuple[Tensor, Tensor]] = []
+
+    def get(self, llm: nn.Module, prefix_embeddings: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Return ``[(keys, values)]`` per layer, each [1, heads, prefix length, head dim]."""
+        signature = (_weights_signature(llm), _autocast_dtype(prefix_embeddings.device.type),
+                     prefix_embeddings.device, prefix_embeddings.dtype, tuple(prefix_embeddings.shape))
+        if signature != self._signature:
+            cache = Cache(layers=[DynamicLayer() for _ in range(llm.config.num_hidden_layers)])
+            with torch.no_grad():
+                llm.get_decoder()(inputs_embeds=prefix_embeddings.unsqueeze(0), cache=cache, use_cache=True)
+            self._layers = [(layer.keys, layer.values) for layer in cache.layers]
+            self._signature = signature
+        return self._layers
+
+
+def cache_with_prefix(layers: list[tuple[Tensor, Tensor]], batch_size: int) -> Cache:
+    """Build a fresh ``Cache`` that starts with the prefix for ``batch_size`` rows (expanded, not copied)."""
+    cache_layers = []
+    for keys, values in layers:
+        layer = DynamicLayer()
+        layer.lazy_initialization(keys, values)
+        layer.keys = keys.expand(batch_size, -1, -1, -1)
+        layer.values = values.expand(batch_size, -1, -1, -1)
+        cache_layers.append(layer)
+    return Cache(layers=cache_layers)
+
+
+def can_cache_prefix(llm: nn.Module) -> bool:
+    """Return whether ``llm`` is frozen, in eval mode, without gradient checkpointing and with full attention."""
+    if any(parameter.requires_grad for parameter in llm.parameters()) or llm.training:
+        return False
+    # transformers 5 names the property is_activation_checkpointing (is_gradient_checkpointing warns).
+    if getattr(llm, "is_activation_checkpointing", False):
+        return False
+    return supports_shared_prompt_cache(llm)
+
+
+def _weights_signature(module: nn.Module) -> tuple:
+    # load_state_dict and in-place updates bump Tensor._version; replaced tensors change id.
+    return tuple((id(tensor), tensor._version) for tensor in [*module.parameters(), *module.buffers()])
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
 def supports_shared_prompt_cache(llm: nn.Module) -> bool:
     """Return whether every layer of ``llm`` uses full causal attention (no sliding window or linear layers)."""
     config = llm.config
@@ -110,20 +171,27 @@ def supports_shared_prompt_cache(llm: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def prefill_shared_prompt(llm: nn.Module, prompt: Tensor, num_beams: int, max_new_tokens: int) -> Cache:
+def prefill_shared_prompt(llm: nn.Module, prompt: Tensor, num_beams: int, max_new_tokens: int,
+                          prefix: list[tuple[Tensor, Tensor]] | None = None) -> Cache:
     """Encode ``prompt[:, :-1]`` once per study and return its cache repeated for ``num_beams`` beams.
 
-    Pass the result as ``cache`` to ``llm.generate`` together with the full ``prompt`` as
-    ``inputs_embeds``: generate then runs only the last prompt position, once per beam.
+    ``prefix`` contains known keys and values of the first prompt positions (from ``PrefixKeyValues``),
+    which are then copied instead of computed. Pass the result as ``cache`` to ``llm.generate``
+    together with the full ``prompt`` as ``inputs_embeds``: generate then runs only the last prompt
+    position, once per beam.
     """
-    length = prompt.shape[1]
-    if length < 2:
-        raise ValueError(f"the prompt must have at least 2 positions to share a cache, got {length}")
+    batch, length = prompt.shape[:2]
+    known = prefix[0][0].shape[2] if prefix else 0
+    if length < known + 2:
+        raise ValueError(f"the prompt has {length} positions, which leaves nothing to prefill after the "
+                         f"{known} known prefix positions")
     layers = [SharedPromptLayer(capacity=length + max_new_tokens, shared_length=length - 1)
               for _ in range(llm.config.num_hidden_layers)]
+    for layer, (keys, values) in zip(layers, prefix or []):
+        layer.update(keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1))
     cache = Cache(layers=layers)
-    mask = torch.ones(prompt.shape[0], length - 1, dtype=torch.long, device=prompt.device)
-    llm.get_decoder()(inputs_embeds=prompt[:, :-1], attention_mask=mask, cache=cache, use_cache=True)
+    mask = torch.ones(batch, length - 1, dtype=torch.long, device=prompt.device)
+    llm.get_decoder()(inputs_embeds=prompt[:, known:-1], attention_mask=mask, cache=cache, use_cache=True)
     for layer in cache.layers:
         layer.batch_repeat_interleave(num_beams)
     return cache

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from r2gen.models.feature_cache import DEFAULT_MAX_BYTES, EncoderFeatureCache, encoder_is_frozen
-from r2gen.models.kv_cache import prefill_shared_prompt, supports_shared_prompt_cache
+from r2gen.models.kv_cache import (PrefixKeyValues, can_cache_prefix, cache_with_prefix, prefill_shared_prompt,
+                                   supports_shared_prompt_cache)
 
 IGNORE_INDEX = -100
 VIEW_FUSIONS = ("mean", "first")
@@ -113,10 +114,14 @@ class R2GenGPT(nn.Module):
         self.register_buffer("prefix_ids", torch.tensor(prefix, dtype=torch.long), persistent=False)
         self.register_buffer("suffix_ids", torch.tensor(suffix, dtype=torch.long), persistent=False)
         self.frozen_modules: list[str] = []
-        # Off by default; see enable_feature_cache. A plain attribute, so state dicts are unchanged.
+        # Off until enable_feature_cache. A plain attribute, so state dicts do not change.
         self.feature_cache: EncoderFeatureCache | None = None
-        # Encode the prompt once per study in generate (see kv_cache.py); False uses plain HF generate.
+        # The speed levers of kv_cache.py are on by default, and False restores plain Hugging Face calls.
+        # cache_prefix: a frozen LLM computes the prompt prefix's keys and values once, not per batch.
+        # share_prompt_cache: generate encodes the prompt once per study, not once per beam.
+        self.cache_prefix = True
         self.share_prompt_cache = True
+        self._prefix_key_values = PrefixKeyValues()
 
     @property
     def prompt_length(self) -> int:
@@ -150,12 +155,27 @@ class R2GenGPT(nn.Module):
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.llm.get_input_embeddings()(ids)
 
-    def build_prompt_embeddings(self, visual: torch.Tensor) -> torch.Tensor:
-        """Concatenate prefix, visual tokens and suffix embeddings [studies, prompt_length, H]."""
+    def build_prompt_embeddings(self, visual: torch.Tensor, include_prefix: bool = True) -> torch.Tensor:
+        """Concatenate prefix, visual tokens and suffix embeddings [studies, prompt_length, H].
+
+        ``include_prefix=False`` leaves out the prefix, for a caller that has its keys and values.
+        """
         batch = visual.shape[0]
+        suffix = self._embed(self.suffix_ids).unsqueeze(0).expand(batch, -1, -1).to(visual.dtype)
+        if not include_prefix:
+            return torch.cat([visual, suffix], dim=1)
         prefix = self._embed(self.prefix_ids).unsqueeze(0).expand(batch, -1, -1)
-        suffix = self._embed(self.suffix_ids).unsqueeze(0).expand(batch, -1, -1)
-        return torch.cat([prefix.to(visual.dtype), visual, suffix.to(visual.dtype)], dim=1)
+        return torch.cat([prefix.to(visual.dtype), visual, suffix], dim=1)
+
+    def prefix_key_values(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Return the frozen LLM's keys and values over the prompt prefix, or None where they cannot be reused.
+
+        ``dtype`` is the dtype of the rest of the input embeddings, which the prefix is cast to as
+        ``build_prompt_embeddings`` casts it.
+        """
+        if not self.cache_prefix or len(self.prefix_ids) == 0 or not can_cache_prefix(self.llm):
+            return None
+        return self._prefix_key_values.get(self.llm, self._embed(self.prefix_ids).to(dtype))
 
     def build_labels(self, target_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
         """Return labels over the full sequence: IGNORE_INDEX on the prompt and padding, ids elsewhere."""
@@ -172,18 +192,23 @@ class R2GenGPT(nn.Module):
     ) -> torch.Tensor:
         """Return the mean cross-entropy over all target tokens (report and EOS) in the batch.
 
-        Logits are computed only at the positions that predict a real target, which skips the LM head
-        (vocabulary-sized) on the prompt and the padding; the loss equals Hugging Face's shifted
+        Logits are computed only at the positions that predict a real target, which skips the
+        vocabulary-sized LM head on the prompt and the padding. The loss equals Hugging Face's shifted
         causal-LM loss with ``build_labels`` as labels.
         """
         visual = self.encode_images(pixel_values, view_counts)
-        prompt = self.build_prompt_embeddings(visual)
+        prefix = self.prefix_key_values(visual.dtype)
+        # With the prefix's keys and values cached, its positions are left out of the input.
+        prompt = self.build_prompt_embeddings(visual, include_prefix=prefix is None)
         inputs = torch.cat([prompt, self._embed(target_ids).to(prompt.dtype)], dim=1)
-        attention_mask = torch.cat([target_mask.new_ones(prompt.shape[:2]), target_mask], dim=1)
-        hidden = self.llm.get_decoder()(inputs_embeds=inputs, attention_mask=attention_mask).last_hidden_state
+        batch = target_ids.shape[0]
+        attention_mask = torch.cat([target_mask.new_ones(batch, self.prompt_length), target_mask], dim=1)
+        cache = None if prefix is None else cache_with_prefix(prefix, batch)
+        hidden = self.llm.get_decoder()(inputs_embeds=inputs, attention_mask=attention_mask, cache=cache,
+                                        use_cache=cache is not None).last_hidden_state
         start = prompt.shape[1] - 1
-        # Boolean indexing gives a contiguous [targets, H] matrix, so the LM head is one matrix
-        # multiply; the strided [B, T, H] slice made F.linear use a slower batched multiply on CPU.
+        # Boolean indexing gives a contiguous [targets, H] matrix, so the LM head is one matrix multiply.
+        # The strided [B, T, H] slice made F.linear fall back to a slower batched multiply on CPU.
         real = target_mask.bool()
         predicting = hidden[:, start : start + target_ids.shape[1]][real]
         logits = self.llm.get_output_embeddings()(predicting).float()
@@ -208,7 +233,8 @@ class R2GenGPT(nn.Module):
         attention_mask = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
         extra = {"temperature": config.temperature, "top_p": config.top_p} if config.do_sample else {}
         if self.share_prompt_cache and supports_shared_prompt_cache(self.llm) and prompt.shape[1] > 1:
-            extra["cache"] = prefill_shared_prompt(self.llm, prompt, config.num_beams, config.max_new_tokens)
+            extra["cache"] = prefill_shared_prompt(self.llm, prompt, config.num_beams, config.max_new_tokens,
+                                                   prefix=self.prefix_key_values(prompt.dtype))
         # With only inputs_embeds, generate() returns just the new tokens.
         return self.llm.generate(
             inputs_embeds=prompt,
