@@ -11,8 +11,8 @@ Variants:
 - ``optimized``: ``R2GenGPT.generate_ids`` as the trainer calls it (prompt encoded once per study).
 - ``reference``: plain Hugging Face ``generate`` on the beam-expanded prompt with eager attention and
   the default dynamic cache, always fp32, as R2GenGPT's code generates.
-- ``ab``: both, each with its own model built from the same seed, alternating batch by batch;
-  prints the speed-up and how many generated ids differ.
+- ``ab``: both, each with its own model built from the same seed, alternating batch by batch. It
+  prints the speed-up and how far the generated ids agree.
 """
 
 from __future__ import annotations

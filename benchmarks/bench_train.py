@@ -13,7 +13,7 @@ Variants:
   padded to ``--max-target-tokens``, logits and loss at every position, eager attention, the encoder
   run every step.
 - ``ab``: both, each with its own model built from the same seed, alternating step by step on the
-  same batches, so machine load affects both alike; prints the speed-up and the loss difference.
+  same batches, so machine load affects both alike. It prints the speed-up and the loss difference.
 Peak RSS is the whole process, so measure it with a single-variant run.
 """
 

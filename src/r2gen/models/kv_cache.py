@@ -181,10 +181,11 @@ def prefill_shared_prompt(llm: nn.Module, prompt: Tensor, num_beams: int, max_ne
     position, once per beam.
     """
     batch, length = prompt.shape[:2]
+    if length < 2:
+        raise ValueError(f"the prompt must have at least 2 positions to share a cache, got {length}")
     known = prefix[0][0].shape[2] if prefix else 0
     if length < known + 2:
-        raise ValueError(f"the prompt has {length} positions, which leaves nothing to prefill after the "
-                         f"{known} known prefix positions")
+        prefix, known = None, 0  # nothing would be left to prefill after the known positions
     layers = [SharedPromptLayer(capacity=length + max_new_tokens, shared_length=length - 1)
               for _ in range(llm.config.num_hidden_layers)]
     for layer, (keys, values) in zip(layers, prefix or []):
