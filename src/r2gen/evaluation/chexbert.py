@@ -22,27 +22,12 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from r2gen.evaluation.labels import NEGATIVE, POSITIVE, UNCERTAIN, ReportLabels
+from r2gen.evaluation.labels import NEGATIVE, OBSERVATIONS, POSITIVE, UNCERTAIN, ReportLabels
 
 logger = logging.getLogger(__name__)
 
-# Head order of the released CheXbert model.
-CHEXBERT_CONDITIONS = (
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-    "No Finding",
-)
+# Head order of the released CheXbert model: the CheXpert observations with No Finding moved last.
+CHEXBERT_CONDITIONS = OBSERVATIONS[1:] + OBSERVATIONS[:1]
 _CLASS_TO_LABEL = (None, POSITIVE, NEGATIVE, UNCERTAIN)
 MAX_TOKENS = 512
 # Buffers that transformers versions save or not; they are rebuilt from the config either way.
